@@ -1,0 +1,1 @@
+"""datamodules/formats package; re-exports only."""

@@ -1,0 +1,1 @@
+"""declarative package; re-exports only."""

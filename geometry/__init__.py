@@ -1,0 +1,1 @@
+"""geometry package; re-exports only."""

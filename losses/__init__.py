@@ -1,0 +1,1 @@
+"""losses package; re-exports only."""

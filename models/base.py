@@ -1,0 +1,37 @@
+"""The interface every shapelab model implements, so evaluate.py can score any of them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytorch_lightning as pl
+import trimesh
+
+FRAMES = ("original", "deepsdf", "occnet")
+
+
+@dataclass
+class Reconstruction:
+    """One reconstructed shape: a mesh (implicit models) or a point cloud (point models).
+
+    ``frame`` names the coordinate frame of the geometry: "deepsdf" (unit sphere), "occnet"
+    (unit cube) or "original" (raw mesh units); see DEVELOPING.md.
+    """
+
+    frame: str
+    mesh: trimesh.Trimesh | None = None
+    points: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.frame not in FRAMES:
+            raise ValueError(f"Reconstruction.frame must be one of {FRAMES}, got {self.frame!r}")
+        if (self.mesh is None) == (self.points is None):
+            raise ValueError("Reconstruction needs exactly one of mesh or points")
+
+
+class ShapeModel(pl.LightningModule):
+    """A LightningModule that can reconstruct the shapes of a batch for evaluation."""
+
+    def reconstruct(self, batch: dict) -> list[Reconstruction]:
+        """Return one Reconstruction per shape of ``batch`` (same order)."""
+        raise NotImplementedError

@@ -1,0 +1,1 @@
+"""models/networks package; re-exports only."""

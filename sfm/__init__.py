@@ -1,0 +1,1 @@
+"""sfm package; re-exports only."""

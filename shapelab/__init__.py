@@ -1,0 +1,1 @@
+"""shapelab run plumbing: errors, config validation, callbacks, logging and the evaluation pipeline."""

@@ -1,0 +1,96 @@
+"""Conditioning encoders: shapes, invariances, local-only pretrained weights, clear config errors."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models.networks.encoders import (
+    ConvImageEncoder,
+    LatentEncoder,
+    ResNet18Encoder,
+    ResnetPointNetEncoder,
+    VoxelEncoder,
+    pool_points,
+)
+from shapelab.errors import ShapelabError
+
+
+@pytest.mark.parametrize("encoder_cls", [ConvImageEncoder, ResNet18Encoder])
+def test_image_encoders_map_images_to_codes_that_depend_on_the_image(encoder_cls):
+    torch.manual_seed(0)
+    encoder = encoder_cls(c_dim=16).eval()
+    images = torch.rand(2, 3, 64, 64)
+    codes = encoder(images)
+    assert codes.shape == (2, 16)
+    assert not torch.allclose(codes[0], codes[1])
+    images.requires_grad_(True)
+    encoder(images).sum().backward()
+    assert images.grad.abs().sum() > 0
+
+
+def test_resnet18_loads_a_local_weights_file_and_never_downloads(tmp_path, monkeypatch):
+    from torchvision.models import resnet18
+
+    torch.manual_seed(1)
+    reference = resnet18(weights=None)
+    weights = tmp_path / "resnet18.pth"
+    torch.save(reference.state_dict(), weights)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda *a, **k: pytest.fail("tried to download"))
+    encoder = ResNet18Encoder(c_dim=8, weights_path=str(weights))
+    assert torch.equal(encoder.features.conv1.weight, reference.conv1.weight)
+    assert torch.equal(encoder.features.layer4[1].bn2.running_var, reference.layer4[1].bn2.running_var)
+
+
+def test_resnet18_bad_weights_files_raise_one_clear_error(tmp_path):
+    with pytest.raises(ShapelabError, match="weights_path"):
+        ResNet18Encoder(c_dim=8, weights_path=str(tmp_path / "missing.pth"))
+    corrupt = tmp_path / "corrupt.pth"
+    corrupt.write_bytes(b"not a checkpoint")
+    with pytest.raises(ShapelabError, match="corrupt.pth"):
+        ResNet18Encoder(c_dim=8, weights_path=str(corrupt))
+    other = tmp_path / "other.pth"
+    torch.save({"weight": torch.zeros(3)}, other)
+    with pytest.raises(ShapelabError, match="resnet18"):
+        ResNet18Encoder(c_dim=8, weights_path=str(other))
+
+
+@pytest.mark.parametrize("pooling", ["max", "mean"])
+def test_pointnet_is_invariant_to_point_order(pooling):
+    torch.manual_seed(0)
+    encoder = ResnetPointNetEncoder(c_dim=12, hidden_dim=16, pooling=pooling)
+    points = torch.randn(3, 50, 3)
+    perm = torch.randperm(50)
+    codes = encoder(points)
+    assert codes.shape == (3, 12)
+    torch.testing.assert_close(codes, encoder(points[:, perm]))
+    assert not torch.allclose(codes[0], codes[1])
+
+
+def test_pooling_options_differ_and_unknown_pooling_is_a_config_error():
+    x = torch.tensor([[[1.0], [3.0]]])
+    assert pool_points(x, "max").item() == 3.0
+    assert pool_points(x, "mean").item() == 2.0
+    with pytest.raises(ShapelabError, match="pooling"):
+        ResnetPointNetEncoder(c_dim=4, pooling="sum")
+
+
+def test_voxel_encoder_shapes_and_wrong_grid_error():
+    torch.manual_seed(0)
+    encoder = VoxelEncoder(c_dim=10)
+    voxels = (torch.rand(2, 32, 32, 32) > 0.5).float()
+    codes = encoder(voxels)
+    assert codes.shape == (2, 10)
+    assert not torch.allclose(codes[0], codes[1])
+    with pytest.raises(ShapelabError, match="resolution"):
+        encoder(torch.zeros(1, 16, 16, 16))
+
+
+def test_latent_encoder_is_order_invariant_and_sees_occupancies():
+    torch.manual_seed(0)
+    encoder = LatentEncoder(z_dim=5, c_dim=7, hidden_dim=16)
+    points, occ, c = torch.randn(2, 40, 3), (torch.rand(2, 40) > 0.5).float(), torch.randn(2, 7)
+    mean, logstd = encoder(points, occ, c)
+    assert mean.shape == logstd.shape == (2, 5)
+    perm = torch.randperm(40)
+    torch.testing.assert_close(mean, encoder(points[:, perm], occ[:, perm], c)[0])
+    assert not torch.allclose(mean, encoder(points, 1 - occ, c)[0])

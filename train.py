@@ -1,0 +1,73 @@
+"""Train a shapelab model: ``python train.py [experiment=<name>] [key=value ...]`` (see README)."""
+from __future__ import annotations
+
+import logging
+
+import hydra
+import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from shapelab import config as config_check
+from shapelab.runs import fill_from_facts, instantiate_group, resolve_ckpt_path, run_entry_point, save_run_config
+
+log = logging.getLogger("shapelab.train")
+
+TOP_LEVEL_KEYS = {
+    "data", "model", "loss", "renderer", "stage", "callbacks", "logger", "trainer", "paths", "evaluate",
+    "experiment", "hparams_search", "local", "debug", "task_name", "tags", "seed", "train",
+    "evaluate_after_training", "ckpt_path", "monitor", "optimized_metric",
+}
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Train (and evaluate) the model ``cfg`` describes; returns the final metrics."""
+    config_check.validate(cfg, TOP_LEVEL_KEYS)
+    pl.seed_everything(cfg.seed, workers=True)
+
+    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    fill_from_facts(cfg.model, datamodule.facts())
+    save_run_config(cfg, cfg.paths.output_dir)
+
+    if cfg.get("stage"):
+        stage = hydra.utils.instantiate(cfg.stage, _convert_="partial")
+        return stage(cfg, datamodule)
+
+    model = hydra.utils.instantiate(cfg.model)
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")), logger=loggers)
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    metrics: dict[str, float] = {}
+    if cfg.train:
+        ckpt = resolve_ckpt_path(cfg.ckpt_path, cfg.paths.log_dir, cfg.task_name)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
+        metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+
+    if cfg.evaluate_after_training and trainer.is_global_zero:
+        from shapelab.evaluation import evaluate_model
+
+        # the model as trained (= checkpoints/last.ckpt); score another checkpoint with evaluate.py
+        eval_out = f"{cfg.paths.output_dir}/eval/{cfg.evaluate.split}"
+        metrics.update(evaluate_model(model, datamodule, cfg.evaluate, eval_out, loggers=loggers))
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+
+    def task(cfg: DictConfig) -> float | None:
+        metrics = train(cfg)
+        metric_name = cfg.get("optimized_metric") or cfg.monitor.metric
+        return metrics.get(metric_name)
+
+    return run_entry_point(task, cfg, multirun)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import math
+import random
 
+import numpy as np
 import pytorch_lightning as pl
+import torch
 
 from shapelab.errors import ShapelabError
 
@@ -29,3 +32,32 @@ class NonFiniteLossGuard(pl.Callback):
             f"(last logged terms: {terms}); last checkpoint: {last}; lower the learning rate "
             "(model.optimizer.lr) or set trainer.gradient_clip_val, then resume with ckpt_path=<run dir>"
         )
+
+
+class RNGStateCheckpoint(pl.Callback):
+    """Save the Python, NumPy and torch RNG states in every checkpoint and restore them on resume.
+
+    Lightning restores the step counter, optimiser and schedulers; with the RNG states restored too
+    (random shape/sample draws, dropout), a resumed run continues with the same losses as an
+    uninterrupted one. States are stored as tensors/ints so the checkpoint stays `weights_only` loadable.
+    """
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        kind, keys, pos, has_gauss, cached = np.random.get_state()
+        checkpoint["rng_states"] = {
+            "python": random.getstate(),
+            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint):
+        states = checkpoint.get("rng_states")
+        if not states:
+            return
+        random.setstate(states["python"])
+        kind, keys, pos, has_gauss, cached = states["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+        torch.set_rng_state(states["torch"])
+        if states["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(states["cuda"])

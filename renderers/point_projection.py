@@ -1,0 +1,43 @@
+"""Pinhole projection of point clouds into V views: DRWR's "renderer without rendering".
+
+DRWR (Han et al. 2020, Sec. 3) never rasterises: each 3D point is projected with the known
+camera and its 2D position is compared with the silhouette directly (losses/drwr.py).
+
+Camera convention (DESIGN.md): OpenCV, x right, y down, z forward; ``Rt`` maps world to camera,
+``K`` maps camera to pixels. Pixel (row r, column c) has its centre at (u, v) = (c, r).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def project_points(points: torch.Tensor, K: torch.Tensor, Rt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Project world points into every view: x_cam = R p + t, (u, v) = (K x_cam)_{xy} / z.
+
+    Args:
+        points: (B, N, 3) world points.
+        K: (B, V, 3, 3) pixel intrinsics.
+        Rt: (B, V, 3, 4) world-to-camera [R | t].
+    Returns:
+        uv: (B, V, N, 2) pixel coordinates (u = column, v = row), depth: (B, V, N) camera z
+        (same units as ``points``).
+    """
+    cam = torch.einsum("bvij,bnj->bvni", Rt[..., :3], points) + Rt[..., None, :, 3]
+    pix = torch.einsum("bvij,bvnj->bvni", K, cam)
+    depth = pix[..., 2]
+    return pix[..., :2] / depth[..., None], depth
+
+
+class PointProjection(nn.Module):
+    """Renderer config ``renderer=point_projection``: projected 2D positions only, no image.
+
+    ``forward(points (B,N,3), K (B,V,3,3), Rt (B,V,3,4), image_size (H, W))`` returns
+    ``{"uv": (B,V,N,2), "depth": (B,V,N)}``; ``image_size`` is unused (no raster).
+    """
+
+    outputs = ("uv", "depth")
+
+    def forward(self, points: torch.Tensor, K: torch.Tensor, Rt: torch.Tensor, image_size: tuple[int, int]) -> dict:
+        uv, depth = project_points(points, K, Rt)
+        return {"uv": uv, "depth": depth}

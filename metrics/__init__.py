@@ -1,4 +1,8 @@
-"""Shape metrics: Chamfer variants, F-score, IoU, normal consistency, EMD (plain functions + torchmetrics)."""
+"""Shape metrics: Chamfer variants, F-score, IoU, normal consistency, EMD (plain functions + torchmetrics).
+
+Definitions, frames and report scales: docs/metrics.md.
+"""
+from metrics.batch_mean import BatchMean
 from metrics.chamfer import (
     ChamferDistance,
     chamfer_capnet,
@@ -7,9 +11,15 @@ from metrics.chamfer import (
     chamfer_occnet,
     normalise_capnet,
 )
+from metrics.emd import earth_movers_distance, emd_capnet
+from metrics.fscore import FScore, fscore, fscore_torch
+from metrics.iou import OccupancyIoU, mesh_iou, occupancy_iou
 from metrics.nearest import PointMatches, match_points, nearest_neighbours
+from metrics.normal_consistency import normal_consistency
 
 __all__ = [
-    "ChamferDistance", "PointMatches", "chamfer_capnet", "chamfer_deepsdf", "chamfer_distance",
-    "chamfer_occnet", "match_points", "nearest_neighbours", "normalise_capnet",
+    "BatchMean", "ChamferDistance", "FScore", "OccupancyIoU", "PointMatches", "chamfer_capnet",
+    "chamfer_deepsdf", "chamfer_distance", "chamfer_occnet", "earth_movers_distance", "emd_capnet",
+    "fscore", "fscore_torch", "match_points", "mesh_iou", "nearest_neighbours", "normal_consistency",
+    "normalise_capnet", "occupancy_iou",
 ]

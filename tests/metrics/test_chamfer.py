@@ -82,9 +82,9 @@ def test_occnet_and_deepsdf_chamfer_match_brute_force(clouds):
     assert chamfer_deepsdf(pred, gt) == pytest.approx((acc**2).mean() + (comp**2).mean())
 
 
-def test_shifted_sphere_has_known_chamfer():
-    # Dense points on a unit sphere vs the same points shifted along z by s: every nearest distance is
-    # close to s near the poles and smaller elsewhere; use concentric spheres instead for an exact value.
+def test_scaled_sphere_has_known_chamfer():
+    # A sphere of radius 1.1 against the unit sphere along the same directions: each point's nearest
+    # neighbour is its radial twin (the clouds are dense), at distance exactly 0.1.
     rng = np.random.default_rng(2)
     directions = rng.normal(size=(4000, 3))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)

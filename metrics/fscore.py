@@ -1,0 +1,54 @@
+"""F-score at a distance threshold (Tatarchenko et al. 2019, "What do single-view 3D reconstruction
+networks learn?", Sec. 3 eq. 1-3), on KD-tree nearest-neighbour matches."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from metrics.batch_mean import BatchMean
+from metrics.nearest import PointMatches, match_points
+
+
+def fscore(
+    pred: np.ndarray, gt: np.ndarray, threshold: float, matches: PointMatches | None = None
+) -> dict[str, float]:
+    """Precision, recall and F-score of a predicted surface at distance ``threshold``.
+
+    precision = share of pred points within ``threshold`` of gt, recall = share of gt points within
+    ``threshold`` of pred, ``F = 2 P R / (P + R)`` (0 when both are 0).
+
+    Args:
+        pred: (N,3), gt: (M,3) surface points in one frame; ``threshold`` in that frame's units.
+        shapelab's ``fscore_1pct`` / ``fscore_2pct`` use 1% / 2% of the side of the ground truth's
+        bounding cube (its longest box edge) in the occnet frame.
+    Returns:
+        dict ``precision``, ``recall``, ``fscore`` in [0, 1]; an empty prediction gives all zeros.
+    """
+    if len(pred) == 0:
+        return {"precision": 0.0, "recall": 0.0, "fscore": 0.0}
+    matches = matches or match_points(pred, gt)
+    precision = float((matches.pred_to_gt < threshold).mean())
+    recall = float((matches.gt_to_pred < threshold).mean())
+    total = precision + recall
+    return {"precision": precision, "recall": recall, "fscore": 2 * precision * recall / total if total else 0.0}
+
+
+def fscore_torch(pred: torch.Tensor, gt: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Batched :func:`fscore` on torch tensors: pred (B,N,3), gt (B,M,3) -> (B,) (dense, small clouds)."""
+    pred_to_gt = torch.cdist(pred, gt).min(dim=2).values
+    gt_to_pred = torch.cdist(gt, pred).min(dim=2).values
+    precision = (pred_to_gt < threshold).double().mean(dim=1)
+    recall = (gt_to_pred < threshold).double().mean(dim=1)
+    total = precision + recall
+    return torch.where(total > 0, 2 * precision * recall / total.clamp_min(1e-12), 0.0)
+
+
+class FScore(BatchMean):
+    """Torchmetrics mean F-score: ``update(pred (B,N,3), target (B,M,3))`` at a fixed ``threshold``."""
+
+    def __init__(self, threshold: float, **kwargs):
+        super().__init__(**kwargs)
+        self.threshold = threshold
+
+    def per_shape(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return fscore_torch(pred, target, self.threshold)

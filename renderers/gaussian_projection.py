@@ -23,14 +23,14 @@ def gaussian_splat(uv: torch.Tensor, height: int, width: int, sigma_sq: float = 
     """Soft silhouette M̂ = tanh(Σ_k φ(u_k - col) φ(v_k - row)) (CAPNet Eq. 2).
 
     Args:
-        uv: (..., N, 2) pixel coordinates (u = column, v = row; pixel centres at integers).
+        uv: (..., N, 2) pixel coordinates (u = column, v = row; pixel centres at +0.5, renderers/cameras.py).
         height, width: grid size in pixels.
         sigma_sq: kernel variance σ² in px².
     Returns:
         (..., H, W) mask values in [0, 1).
     """
-    cols = torch.arange(width, dtype=uv.dtype, device=uv.device)
-    rows = torch.arange(height, dtype=uv.dtype, device=uv.device)
+    cols = torch.arange(width, dtype=uv.dtype, device=uv.device) + 0.5
+    rows = torch.arange(height, dtype=uv.dtype, device=uv.device) + 0.5
     phi_col = torch.exp(-((uv[..., 0:1] - cols) ** 2) / (2.0 * sigma_sq))  # (..., N, W)
     phi_row = torch.exp(-((uv[..., 1:2] - rows) ** 2) / (2.0 * sigma_sq))  # (..., N, H)
     return torch.tanh(phi_row.transpose(-1, -2) @ phi_col)

@@ -4,12 +4,15 @@ DRWR (Han et al. 2020, Sec. 3) never rasterises: each 3D point is projected with
 camera and its 2D position is compared with the silhouette directly (losses/drwr.py).
 
 Camera convention (DESIGN.md): OpenCV, x right, y down, z forward; ``Rt`` maps world to camera,
-``K`` maps camera to pixels. Pixel (row r, column c) has its centre at (u, v) = (c, r).
+``K`` maps camera to pixels; pixel (row r, column c) covers [c, c+1) x [r, r+1), centre (c+0.5, r+0.5)
+(renderers/cameras.py).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from renderers.cameras import to_camera
 
 
 def project_points(points: torch.Tensor, K: torch.Tensor, Rt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -23,10 +26,9 @@ def project_points(points: torch.Tensor, K: torch.Tensor, Rt: torch.Tensor) -> t
         uv: (B, V, N, 2) pixel coordinates (u = column, v = row), depth: (B, V, N) camera z
         (same units as ``points``).
     """
-    cam = torch.einsum("bvij,bnj->bvni", Rt[..., :3], points) + Rt[..., None, :, 3]
-    pix = torch.einsum("bvij,bvnj->bvni", K, cam)
-    depth = pix[..., 2]
-    return pix[..., :2] / depth[..., None], depth
+    cam = to_camera(points[:, None], Rt)
+    pix = cam @ K.mT
+    return pix[..., :2] / pix[..., 2:3], cam[..., 2]
 
 
 class PointProjection(nn.Module):

@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+from renderers.cameras import extrinsics_for_normalized_frame, occnet_to_opencv
 from renderers.gaussian_projection import GaussianProjection, gaussian_splat
 from renderers.point_projection import PointProjection, project_points
 
 
 def random_cameras(batch: int, views: int, generator: torch.Generator, dtype=torch.float64):
     """Cameras at distance ~2 looking at the origin from random directions (OpenCV), 32x32 px."""
-    K = torch.tensor([[40.0, 0, 15.5], [0, 40.0, 15.5], [0, 0, 1]], dtype=dtype).expand(batch, views, 3, 3)
+    K = torch.tensor([[40.0, 0, 16.0], [0, 40.0, 16.0], [0, 0, 1]], dtype=dtype).expand(batch, views, 3, 3)
     R = torch.linalg.qr(torch.randn(batch, views, 3, 3, generator=generator, dtype=dtype)).Q
     R = R * torch.linalg.det(R)[..., None, None]  # proper rotations
     t = torch.tensor([0.0, 0.0, 2.0], dtype=dtype).expand(batch, views, 3)
@@ -45,15 +46,16 @@ def test_gaussian_splat_matches_loop_over_points_and_pixels():
         for row in range(6):
             for col in range(9):
                 total = sum(
-                    math.exp(-((uv[b, k, 0] - col) ** 2) / (2 * sigma_sq)) * math.exp(-((uv[b, k, 1] - row) ** 2) / (2 * sigma_sq))
+                    math.exp(-((uv[b, k, 0] - col - 0.5) ** 2) / (2 * sigma_sq))
+                    * math.exp(-((uv[b, k, 1] - row - 0.5) ** 2) / (2 * sigma_sq))
                     for k in range(5)
                 )
                 assert mask[b, row, col].item() == pytest.approx(math.tanh(total), abs=1e-12)
 
 
 def test_single_point_peaks_at_its_pixel_row_major():
-    # u = column 6, v = row 2: a transposed grid would peak at (6, 2) instead
-    mask = gaussian_splat(torch.tensor([[6.0, 2.0]]), 8, 10)
+    # u = column 6, v = row 2 (centre 6.5, 2.5): a transposed grid would peak at (6, 2) instead
+    mask = gaussian_splat(torch.tensor([[6.5, 2.5]]), 8, 10)
     assert divmod(int(mask.argmax()), 10) == (2, 6)
     assert mask.max().item() == pytest.approx(math.tanh(1.0))
 
@@ -86,11 +88,9 @@ def shared_views(shapenet_dir, view_ids):
     cams = np.load(shapenet_dir / "img_choy2016" / "cameras.npz")
     Ks, Rts, masks = [], [], []
     for i in view_ids:
-        K = cams[f"camera_mat_{i}"].astype(np.float64).copy()
-        K[:2, 2] -= 0.5  # OccNet's principal point counts from the pixel corner; ours from the centre
-        world = cams[f"world_mat_{i}"].astype(np.float64)  # acts on original units = occnet * scale + loc
-        Rts.append(np.concatenate([world[:, :3] * scale, (world[:, :3] @ loc + world[:, 3])[:, None]], axis=1))
+        K, Rt = occnet_to_opencv(cams[f"camera_mat_{i}"], cams[f"world_mat_{i}"])
         Ks.append(K)
+        Rts.append(extrinsics_for_normalized_frame(Rt, loc, scale))
         image = np.asarray(Image.open(shapenet_dir / "img_choy2016" / f"{i:03d}.jpg").convert("L"))
         masks.append(image < 245)  # white background
     return cloud["points"].astype(np.float64), np.stack(Ks), np.stack(Rts), np.stack(masks)

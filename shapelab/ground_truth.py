@@ -1,0 +1,118 @@
+"""Ground truth of one shape for evaluation, and conversions between the frames of DEVELOPING.md.
+
+Frames: "original" (raw mesh units), "deepsdf" ``(original + offset) * scale``, "occnet"
+``(original - loc) / scale``. Every file is read through ``datamodules.formats``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from datamodules.formats import deepsdf as deepsdf_format
+from datamodules.formats import occnet as occnet_format
+
+
+class MissingGroundTruth(Exception):
+    """A metric's ground truth or frame parameters do not exist for this shape (the metric is skipped)."""
+
+
+@dataclass
+class ShapeGroundTruth:
+    """Whatever ground truth exists for one shape (None where the dataset has no such file).
+
+    pointcloud: occnet pointcloud.npz (points, normals (N,3) occnet frame, loc, scale);
+    occupancy: occnet points.npz (points (T,3) occnet frame, occupancies (T,) bool, loc, scale);
+    surface: DeepSDF SurfaceSamples (N,3) in original units; normalization: DeepSDF (offset (3,), scale).
+    """
+
+    pointcloud: dict | None = None
+    occupancy: dict | None = None
+    surface: np.ndarray | None = None
+    normalization: tuple[np.ndarray, float] | None = None
+
+    def occnet_frame(self) -> tuple[np.ndarray, float]:
+        """(loc, scale) of the occnet frame, from pointcloud.npz or points.npz."""
+        for source in (self.pointcloud, self.occupancy):
+            if source is not None:
+                return np.asarray(source["loc"], dtype=np.float64), float(source["scale"])
+        raise MissingGroundTruth("no occnet loc/scale (pointcloud.npz or points.npz)")
+
+    def deepsdf_frame(self) -> tuple[np.ndarray, float]:
+        """(offset, scale) of the deepsdf frame from NormalizationParameters."""
+        if self.normalization is None:
+            raise MissingGroundTruth("no DeepSDF NormalizationParameters")
+        offset, scale = self.normalization
+        return np.asarray(offset, dtype=np.float64), float(scale)
+
+    def to_original(self, points: np.ndarray, frame: str) -> np.ndarray:
+        """(N,3) points of ``frame`` in original units."""
+        if frame == "occnet":
+            loc, scale = self.occnet_frame()
+            return points * scale + loc
+        if frame == "deepsdf":
+            offset, scale = self.deepsdf_frame()
+            return points / scale - offset
+        return points
+
+    def convert(self, points: np.ndarray, source: str, target: str) -> np.ndarray:
+        """(N,3) points from frame ``source`` to frame ``target`` (through original units)."""
+        if source == target:
+            return points
+        original = self.to_original(np.asarray(points, dtype=np.float64), source)
+        if target == "occnet":
+            loc, scale = self.occnet_frame()
+            return (original - loc) / scale
+        if target == "deepsdf":
+            offset, scale = self.deepsdf_frame()
+            return (original + offset) * scale
+        return original
+
+
+class GroundTruthSource:
+    """Finds the ground truth files of (synset, model_id) under a datamodule's roots.
+
+    Args:
+        deepsdf_root: ``<data>/deepsdf`` (SurfaceSamples/NormalizationParameters ``/<dataset_name>/<synset>/<id>``) or None.
+        occnet_root: ``<data>/occnet`` (``<synset>/<id>/{pointcloud,points}.npz``) or None.
+        dataset_name: the DeepSDF dataset key.
+    """
+
+    def __init__(self, deepsdf_root: Path | None, occnet_root: Path | None, dataset_name: str):
+        self.deepsdf_root = Path(deepsdf_root) if deepsdf_root is not None else None
+        self.occnet_root = Path(occnet_root) if occnet_root is not None else None
+        self.dataset_name = dataset_name
+
+    @classmethod
+    def from_datamodule(cls, datamodule) -> GroundTruthSource:
+        return cls(
+            getattr(datamodule, "deepsdf_root", None),
+            getattr(datamodule, "occnet_root", None),
+            getattr(datamodule, "dataset_name", ""),
+        )
+
+    def category_names(self) -> dict[str, str]:
+        """synset -> category name from occnet metadata.yaml (empty when there is none)."""
+        path = self.occnet_root / "metadata.yaml" if self.occnet_root is not None else None
+        if path is None or not path.is_file():
+            return {}
+        return {synset: entry.get("name", synset) for synset, entry in occnet_format.read_metadata(path).items()}
+
+    def load(self, synset: str, model_id: str) -> ShapeGroundTruth:
+        """Read every ground-truth file that exists for the shape (a corrupt file raises ShapelabError)."""
+        truth = ShapeGroundTruth()
+        if self.occnet_root is not None:
+            shape_dir = self.occnet_root / synset / model_id
+            if (shape_dir / "pointcloud.npz").is_file():
+                truth.pointcloud = occnet_format.read_pointcloud(shape_dir / "pointcloud.npz")
+            if (shape_dir / "points.npz").is_file():
+                truth.occupancy = occnet_format.read_points(shape_dir / "points.npz")
+        if self.deepsdf_root is not None:
+            surface = self.deepsdf_root / "SurfaceSamples" / self.dataset_name / synset / f"{model_id}.ply"
+            normalization = self.deepsdf_root / "NormalizationParameters" / self.dataset_name / synset / f"{model_id}.npz"
+            if surface.is_file():
+                truth.surface = deepsdf_format.read_surface_samples(surface)
+            if normalization.is_file():
+                truth.normalization = deepsdf_format.read_normalization(normalization)
+        return truth

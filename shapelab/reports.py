@@ -1,0 +1,115 @@
+"""What an evaluation shows: the metric table (markdown file + rich console), the contact sheet, and
+the run's dashboards (W&B table and 3D objects, TensorBoard scalars and images, any logger's scalars)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.image import imread
+from rich.console import Console
+from rich.table import Table
+
+from metrics.chamfer import normalise_capnet
+from shapelab.scoring import MetricInfo
+
+TABLE_COLUMNS = ["chamfer_l1_occnet", "normal_consistency", "iou", "fscore_1pct", "chamfer_deepsdf", "chamfer_capnet",
+                 "emd_capnet"]
+"""Columns shown in the console/markdown table (all columns are in the CSV and JSON)."""
+
+
+def _header(name: str, info: MetricInfo) -> str:
+    arrow = "↑" if info.higher_is_better else "↓"
+    scale = f" ×{info.report_scale:g}" if info.report_scale != 1 else ""
+    return f"{name}{scale} {arrow}"
+
+
+def _cell(value: float, info: MetricInfo) -> str:
+    return "–" if math.isnan(value) else f"{value * info.report_scale:.4f}"
+
+
+def table_rows(summary: dict, columns: dict[str, MetricInfo]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: one per category, then the mean over classes and the mean over shapes."""
+    shown = [name for name in TABLE_COLUMNS if name in columns]
+    header = ["category", "shapes"] + [_header(name, columns[name]) for name in shown]
+    rows = [[category, str(stats["num_shapes"])] + [_cell(stats[name], columns[name]) for name in shown]
+            for category, stats in summary["per_category"].items()]
+    for label, key in (("mean over classes", "mean_over_classes"), ("mean over shapes", "mean_over_shapes")):
+        rows.append([label, str(summary["num_scored"])] + [_cell(summary[key][name], columns[name]) for name in shown])
+    return header, rows
+
+
+def write_markdown_table(path: Path, summary: dict, columns: dict[str, MetricInfo]) -> None:
+    header, rows = table_rows(summary, columns)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    note = (f"\nValues × the factor in the header (the papers' reporting scale); ↓ lower is better. "
+            f"{summary['num_failed']} of {summary['num_shapes']} shapes failed (see summary.json).\n")
+    Path(path).write_text("\n".join(lines) + "\n" + note)
+
+
+def print_table(summary: dict, columns: dict[str, MetricInfo], out_dir: Path) -> None:
+    header, rows = table_rows(summary, columns)
+    table = Table(*header, title=f"evaluation ({summary['num_scored']} scored, {summary['num_failed']} failed)")
+    for row in rows:
+        table.add_row(*row)
+    console = Console()
+    console.print(table)
+    console.print(f"results: {out_dir} (per_shape.csv, metrics.md, summary.json, contact_sheet.png, reconstructions/)")
+
+
+def _thumbnail(ax, points: np.ndarray, title: str) -> None:
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=6)
+    if len(points) == 0:
+        ax.text2D(0.5, 0.5, "empty", ha="center", transform=ax.transAxes)
+        return
+    points = normalise_capnet(points)
+    ax.scatter(points[:, 0], points[:, 2], points[:, 1], s=0.5, c=points[:, 2], cmap="viridis", depthshade=False)
+    ax.set_xlim(-0.5, 0.5), ax.set_ylim(-0.5, 0.5), ax.set_zlim(-0.5, 0.5)
+    ax.view_init(elev=20, azim=-60)
+
+
+def contact_sheet(path: Path, pairs_by_category: dict[str, list[tuple[str, np.ndarray, np.ndarray]]]) -> Path | None:
+    """One row per category, one (ground truth, prediction) pair of point thumbnails per shape.
+
+    ``pairs_by_category[category] = [(model_id, gt_points (N,3), pred_points (M,3)), ...]``; each cloud is
+    shown in its own bounding cube (scatter plot, matplotlib Agg: no OpenGL).
+    """
+    if not pairs_by_category:
+        return None
+    rows, cols = len(pairs_by_category), 2 * max(len(pairs) for pairs in pairs_by_category.values())
+    fig = Figure(figsize=(1.6 * cols, 1.7 * rows), dpi=100)  # no pyplot: no GUI backend, no global state
+    for r, (category, pairs) in enumerate(pairs_by_category.items()):
+        for c, (model_id, gt, pred) in enumerate(pairs):
+            _thumbnail(fig.add_subplot(rows, cols, r * cols + 2 * c + 1, projection="3d"), gt, f"{category} GT\n{model_id[:12]}")
+            _thumbnail(fig.add_subplot(rows, cols, r * cols + 2 * c + 2, projection="3d"), pred, "prediction")
+    fig.tight_layout()
+    fig.savefig(path)
+    return Path(path)
+
+
+def log_to_dashboards(loggers, split: str, summary: dict, rows: list[dict], columns: list[str],
+                      sheet: Path | None, previews: dict[str, np.ndarray]) -> None:
+    """Overall means as ``eval/<split>/<metric>`` scalars on every logger; W&B also gets the per-shape table,
+    the contact sheet and 3D point clouds (``previews``: name -> (N,3)); TensorBoard the contact sheet."""
+    from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
+
+    scalars = {f"eval/{split}/{name}": value for name, value in summary["mean_over_classes"].items()
+               if not math.isnan(value)}
+    scalars[f"eval/{split}/num_failed"] = summary["num_failed"]
+    image = imread(sheet)[..., :3] if sheet is not None else None
+    for logger in loggers or []:
+        logger.log_metrics(scalars)
+        if isinstance(logger, WandbLogger):
+            import wandb
+
+            logger.log_table(key=f"eval/{split}/per_shape", columns=columns,
+                             data=[[row[column] for column in columns] for row in rows])
+            if sheet is not None:
+                logger.log_image(key=f"eval/{split}/contact_sheet", images=[str(sheet)])
+            logger.experiment.log({f"eval/{split}/3d/{name}": wandb.Object3D(points) for name, points in previews.items()})
+        elif isinstance(logger, TensorBoardLogger) and image is not None:
+            logger.experiment.add_image(f"eval/{split}/contact_sheet", image, dataformats="HWC")
+        logger.save()

@@ -1,0 +1,99 @@
+"""Per-shape results: a CSV appended as shapes are scored (so a killed evaluation resumes), and the
+per-category / overall summary computed from it."""
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from pathlib import Path
+
+from shapelab.errors import ShapelabError
+
+KEY_COLUMNS = ["synset", "model_id", "category", "kind", "frame", "status"]
+"""Identity columns before the metric columns; ``status`` is "ok" or "failed: <reason>"."""
+
+
+class ResultsFile:
+    """``per_shape.csv``: one row per shape, appended and flushed as soon as the shape is scored.
+
+    On start, rows of an earlier run with status "ok" are kept and their shapes skipped; failed rows are
+    dropped so those shapes are tried again. A file written with other metric columns is refused.
+    """
+
+    def __init__(self, path: Path, metric_columns: list[str], resume: bool = True):
+        self.path = Path(path)
+        self.columns = KEY_COLUMNS + list(metric_columns)
+        self.rows: dict[tuple[str, str], dict] = {}
+        if resume and self.path.is_file():
+            self._load_previous()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, self.columns)
+            writer.writeheader()
+            writer.writerows(self.rows.values())
+
+    def _load_previous(self) -> None:
+        with self.path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames != self.columns:
+                raise ShapelabError(
+                    f"{self.path}: written with other metric columns ({reader.fieldnames}); "
+                    "delete it or choose another evaluate.out_dir to start over"
+                )
+            for row in reader:
+                if row["status"] == "ok":
+                    self.rows[(row["synset"], row["model_id"])] = row
+
+    @property
+    def done(self) -> set[tuple[str, str]]:
+        return set(self.rows)
+
+    def add(self, row: dict) -> None:
+        """Append one shape's row (missing metric columns are written empty = not applicable)."""
+        row = {column: _format(row.get(column)) for column in self.columns}
+        self.rows[(row["synset"], row["model_id"])] = row
+        with self.path.open("a", newline="") as handle:
+            csv.DictWriter(handle, self.columns).writerow(row)
+
+
+def _format(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
+def summarise(rows: list[dict], metric_columns: list[str]) -> dict:
+    """Means of each metric per category, over classes (mean of category means, OccNet's reporting)
+    and over shapes; empty cells (metric not applicable) are left out of the means and counted."""
+    by_category: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        if row["status"] == "ok":
+            by_category[row["category"]].append(row)
+    per_category = {}
+    for category, members in sorted(by_category.items()):
+        per_category[category] = {"num_shapes": len(members)}
+        for column in metric_columns:
+            values = [float(row[column]) for row in members if row[column] != ""]
+            per_category[category][column] = _mean(values)
+    ok_rows = [row for members in by_category.values() for row in members]
+    mean_over_shapes = {
+        column: _mean([float(row[column]) for row in ok_rows if row[column] != ""]) for column in metric_columns
+    }
+    mean_over_classes = {
+        column: _mean([stats[column] for stats in per_category.values() if not math.isnan(stats[column])])
+        for column in metric_columns
+    }
+    failures = [f"{row['synset']}/{row['model_id']}: {row['status']}" for row in rows if row["status"] != "ok"]
+    return {
+        "num_shapes": len(rows),
+        "num_scored": len(ok_rows),
+        "num_failed": len(failures),
+        "failures": failures,
+        "mean_over_classes": mean_over_classes,
+        "mean_over_shapes": mean_over_shapes,
+        "per_category": per_category,
+    }

@@ -1,0 +1,163 @@
+"""Score one reconstruction against its ground truth with every metric whose ground truth exists.
+
+The metric columns (names, frames, report scales) are listed in ``METRICS`` and docs/metrics.md.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import trimesh
+
+from metrics.chamfer import chamfer_capnet, chamfer_deepsdf, chamfer_occnet
+from metrics.emd import emd_capnet
+from metrics.fscore import fscore
+from metrics.iou import mesh_iou
+from metrics.nearest import match_points
+from metrics.normal_consistency import normal_consistency
+from models.base import Reconstruction
+from shapelab.ground_truth import MissingGroundTruth, ShapeGroundTruth
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """How a metric column reads: its frame, the factor papers report it with, and its direction."""
+
+    frame: str
+    report_scale: float
+    higher_is_better: bool
+    definition: str
+
+
+METRICS: dict[str, MetricInfo] = {
+    "chamfer_l1_occnet": MetricInfo("occnet", 10, False, "0.5*(accuracy+completeness), unsquared, 100k vs 100k points"),
+    "chamfer_l2_occnet": MetricInfo("occnet", 1, False, "0.5*(mean d^2 pred->gt + mean d^2 gt->pred)"),
+    "accuracy_occnet": MetricInfo("occnet", 1, False, "mean d(pred->gt), unsquared"),
+    "completeness_occnet": MetricInfo("occnet", 1, False, "mean d(gt->pred), unsquared"),
+    "normal_consistency": MetricInfo("occnet", 1, True, "0.5*(mean |n.n'| both ways), meshes only"),
+    "iou": MetricInfo("occnet", 1, True, "volumetric IoU on points.npz, meshes only"),
+    "chamfer_deepsdf": MetricInfo("original", 1e3, False, "mean d^2 both ways summed, 30k vs 30k points"),
+    "chamfer_capnet": MetricInfo("capnet", 1, False, "mean d^2 both ways summed, 1024 points, bbox-cube normalised"),
+    "emd_capnet": MetricInfo("capnet", 1, False, "mean squared matched distance, 1024 points, bbox-cube normalised"),
+}
+
+
+def fscore_columns(thresholds: dict[str, float]) -> dict[str, MetricInfo]:
+    """``fscore_<name>``, ``precision_<name>``, ``recall_<name>`` for each threshold (fraction of the bbox side)."""
+    columns = {}
+    for name, fraction in thresholds.items():
+        for kind in ("fscore", "precision", "recall"):
+            columns[f"{kind}_{name}"] = MetricInfo(
+                "occnet", 1, True, f"{kind} at {fraction:g} x the ground truth's longest bbox edge"
+            )
+    return columns
+
+
+@dataclass
+class ScoringSettings:
+    """Sample counts of each protocol and the F-score thresholds (fractions of the GT's longest box edge)."""
+
+    occnet_points: int = 100_000
+    deepsdf_points: int = 30_000
+    capnet_points: int = 1024
+    fscore_thresholds: dict[str, float] = field(default_factory=lambda: {"1pct": 0.01, "2pct": 0.02})
+    seed: int = 0
+
+    def columns(self) -> dict[str, MetricInfo]:
+        return {**METRICS, **fscore_columns(self.fscore_thresholds)}
+
+
+def is_empty(recon: Reconstruction) -> bool:
+    """True for an empty or degenerate prediction (no faces, zero area, non-finite vertices, no points)."""
+    if recon.mesh is not None:
+        mesh = recon.mesh
+        return len(mesh.faces) == 0 or not np.isfinite(mesh.vertices).all() or not mesh.area > 0
+    return not np.isfinite(recon.points).all(axis=1).any()
+
+
+def prediction_samples(recon: Reconstruction, count: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Points (and face normals) of a prediction in its own frame: ``count`` uniform samples on a mesh
+    (OccNet/DeepSDF protocol), or the finite points of a point cloud as given (normals None)."""
+    if is_empty(recon):
+        return np.zeros((0, 3)), np.zeros((0, 3))
+    if recon.mesh is not None:
+        points, faces = trimesh.sample.sample_surface(recon.mesh, count, seed=seed)
+        return np.asarray(points, dtype=np.float64), recon.mesh.face_normals[faces]
+    points = np.asarray(recon.points, dtype=np.float64)
+    return points[np.isfinite(points).all(axis=1)], None
+
+
+def _choose(points: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` rows of ``points`` (without replacement when there are enough)."""
+    if len(points) == 0:
+        return points
+    return points[rng.choice(len(points), count, replace=len(points) < count)]
+
+
+def _occnet_surface(recon, truth, settings) -> dict[str, float]:
+    if truth.pointcloud is None:
+        raise MissingGroundTruth("no occnet pointcloud.npz")
+    gt, gt_normals = truth.pointcloud["points"], truth.pointcloud["normals"]
+    points, normals = prediction_samples(recon, settings.occnet_points, settings.seed)
+    points = truth.convert(points, recon.frame, "occnet") if len(points) else points
+    matches = match_points(points, gt) if len(points) else None
+    occnet = chamfer_occnet(points, gt, matches)
+    values = {
+        "chamfer_l1_occnet": occnet["chamfer_l1_occnet"], "chamfer_l2_occnet": occnet["chamfer_l2_occnet"],
+        "accuracy_occnet": occnet["accuracy"], "completeness_occnet": occnet["completeness"],
+    }
+    if normals is not None:
+        values["normal_consistency"] = normal_consistency(points, normals, gt, gt_normals, matches)
+    side = float((gt.max(axis=0) - gt.min(axis=0)).max())
+    for name, fraction in settings.fscore_thresholds.items():
+        result = fscore(points, gt, fraction * side, matches)
+        values.update({f"{kind}_{name}": result[kind] for kind in ("fscore", "precision", "recall")})
+    return values
+
+
+def _iou(recon, truth, settings) -> dict[str, float]:
+    if truth.occupancy is None:
+        raise MissingGroundTruth("no occnet points.npz")
+    if recon.mesh is None:
+        raise MissingGroundTruth("IoU needs a mesh, the prediction is a point cloud")
+    if is_empty(recon):
+        return {"iou": 0.0}
+    mesh = recon.mesh.copy()
+    mesh.vertices = truth.convert(mesh.vertices, recon.frame, "occnet")
+    return {"iou": mesh_iou(mesh, truth.occupancy["points"], truth.occupancy["occupancies"])}
+
+
+def _deepsdf(recon, truth, settings) -> dict[str, float]:
+    if truth.surface is None:
+        raise MissingGroundTruth("no DeepSDF SurfaceSamples")
+    points, _ = prediction_samples(recon, settings.deepsdf_points, settings.seed)
+    points = truth.convert(points, recon.frame, "original") if len(points) else points
+    return {"chamfer_deepsdf": chamfer_deepsdf(points, truth.surface)}
+
+
+def _capnet(recon, truth, settings) -> dict[str, float]:
+    # each cloud is normalised on its own, so the ground truth's frame does not matter
+    gt = truth.pointcloud["points"] if truth.pointcloud is not None else truth.surface
+    if gt is None:
+        raise MissingGroundTruth("no occnet pointcloud.npz or DeepSDF SurfaceSamples")
+    rng = np.random.default_rng(settings.seed)
+    points, _ = prediction_samples(recon, settings.capnet_points, settings.seed)
+    pred, gt = _choose(points, settings.capnet_points, rng), _choose(gt, settings.capnet_points, rng)
+    return {"chamfer_capnet": chamfer_capnet(pred, gt), "emd_capnet": emd_capnet(pred, gt)}
+
+
+METRIC_GROUPS = {"occnet_surface": _occnet_surface, "iou": _iou, "deepsdf": _deepsdf, "capnet": _capnet}
+"""Groups of metrics computed together; each needs its own ground truth."""
+
+
+def score_shape(
+    recon: Reconstruction, truth: ShapeGroundTruth, settings: ScoringSettings, groups: list[str]
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Every metric of ``groups`` that applies: (values by column, reason by skipped group)."""
+    values, skipped = {}, {}
+    for group in groups:
+        try:
+            values.update(METRIC_GROUPS[group](recon, truth, settings))
+        except MissingGroundTruth as reason:
+            skipped[group] = str(reason)
+    return values, skipped

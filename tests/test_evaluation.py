@@ -1,0 +1,195 @@
+"""End-to-end evaluation: a stub model whose reconstructions are known spheres, scored against ground
+truth written in the documented formats (DeepSDF + OccNet) in a tmp dir."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from omegaconf import OmegaConf
+
+from datamodules.formats import deepsdf as deepsdf_format
+from datamodules.formats import occnet as occnet_format
+from models.base import Reconstruction, ShapeModel
+from shapelab.checkpoints import load_weights
+from shapelab.errors import ShapelabError
+from shapelab.evaluation import evaluate_model, evaluate_predictions
+
+GT_RADIUS, PRED_RADIUS = 0.3, 0.33  # occnet frame
+LOC, OCC_SCALE = np.array([0.1, 0.0, -0.2]), 2.0  # original = occnet * 2 + loc
+OFFSET, SDF_SCALE = -LOC, 1.0 / (2.0 * GT_RADIUS * 1.03)  # deepsdf = (original + offset) * scale
+SHAPES = [("02691156", "plane_a"), ("02691156", "plane_empty"), ("03001627", "chair_a"), ("03001627", "chair_fails")]
+POINTS = 20000
+
+
+def sphere_points(radius: float, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    directions = np.random.default_rng(seed).normal(size=(count, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    return directions * radius, directions
+
+
+class StubDataset:
+    def __init__(self, shapes):
+        self.shapes = shapes
+
+    def __len__(self):
+        return len(self.shapes)
+
+    def __getitem__(self, index):
+        synset, model_id = self.shapes[index]
+        return {"index": index, "synset": synset, "model_id": model_id}
+
+
+class StubDataModule:
+    """The datamodule surface evaluation uses: roots, dataset_name, dataset(split).shapes, loaders."""
+
+    dataset_name = "tiny"
+
+    def __init__(self, root: Path):
+        self.deepsdf_root, self.occnet_root = root / "deepsdf", root / "occnet"
+
+    def dataset(self, split):
+        return StubDataset(SHAPES)
+
+    def test_dataloader(self):
+        return torch.utils.data.DataLoader(self.dataset("test"), batch_size=1)
+
+
+class SphereModel(ShapeModel):
+    """Reconstructs every shape as a sphere of PRED_RADIUS (occnet units) in the deepsdf frame."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(2, 3)
+        self.calls: list[str] = []
+
+    def reconstruct(self, batch):
+        model_id = batch["model_id"][0]
+        self.calls.append(model_id)
+        if model_id == "chair_fails":
+            raise RuntimeError("decoder diverged")
+        if model_id == "plane_empty":
+            return [Reconstruction("occnet", mesh=trimesh.Trimesh())]
+        mesh = trimesh.creation.icosphere(subdivisions=5, radius=PRED_RADIUS)
+        original = mesh.vertices * OCC_SCALE + LOC
+        mesh.vertices = (original + OFFSET) * SDF_SCALE
+        return [Reconstruction("deepsdf", mesh=mesh)]
+
+
+@pytest.fixture(scope="module")
+def dataset_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    occnet_format.write_metadata(root / "occnet" / "metadata.yaml", {"02691156": "airplane", "03001627": "chair"})
+    rng = np.random.default_rng(0)
+    for index, (synset, model_id) in enumerate(SHAPES):
+        points, normals = sphere_points(GT_RADIUS, POINTS, seed=index)
+        shape_dir = root / "occnet" / synset / model_id
+        occnet_format.write_pointcloud(shape_dir / "pointcloud.npz", points, normals, LOC, OCC_SCALE)
+        query = rng.uniform(-0.55, 0.55, size=(POINTS, 3))
+        occnet_format.write_points(shape_dir / "points.npz", query, np.linalg.norm(query, axis=1) < GT_RADIUS,
+                                   LOC, OCC_SCALE)
+        surface, _ = sphere_points(GT_RADIUS, 5000, seed=100 + index)
+        deepsdf_format.write_surface_samples(
+            root / "deepsdf" / "SurfaceSamples" / "tiny" / synset / f"{model_id}.ply", surface * OCC_SCALE + LOC)
+        deepsdf_format.write_normalization(
+            root / "deepsdf" / "NormalizationParameters" / "tiny" / synset / f"{model_id}.npz", OFFSET, SDF_SCALE)
+    return root
+
+
+@pytest.fixture
+def eval_cfg():
+    cfg = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "evaluation" / "default.yaml")
+    cfg.occnet_points, cfg.deepsdf_points = POINTS, 5000
+    return cfg
+
+
+def read_rows(path: Path) -> dict[str, dict]:
+    with path.open() as handle:
+        return {row["model_id"]: row for row in csv.DictReader(handle)}
+
+
+def test_evaluate_model_writes_known_values(dataset_root, eval_cfg, tmp_path):
+    out = tmp_path / "eval"
+    overall = evaluate_model(SphereModel(), StubDataModule(dataset_root), eval_cfg, out)
+    rows = read_rows(out / "per_shape.csv")
+    good = rows["plane_a"]
+    assert good["status"] == "ok" and good["category"] == "airplane" and good["frame"] == "deepsdf"
+    # concentric spheres 0.03 apart (occnet units), dense samples: d is 0.03 plus a little sampling noise
+    assert float(good["chamfer_l1_occnet"]) == pytest.approx(0.03, rel=0.05)
+    assert float(good["normal_consistency"]) == pytest.approx(1.0, abs=0.01)
+    assert float(good["iou"]) == pytest.approx((GT_RADIUS / PRED_RADIUS) ** 3, abs=0.02)
+    assert float(good["fscore_1pct"]) == 0.0 and float(good["fscore_2pct"]) == 0.0  # thresholds 0.006/0.012 < 0.03
+    # DeepSDF Chamfer in original units: 0.03 * 2 = 0.06 each way, squared, summed
+    assert float(good["chamfer_deepsdf"]) == pytest.approx(2 * 0.06**2, rel=0.1)
+    assert float(good["chamfer_capnet"]) < 5e-3  # same shape up to scale (1024-point sampling noise only)
+
+    empty = rows["plane_empty"]
+    assert float(empty["chamfer_l1_occnet"]) == pytest.approx(math.sqrt(3))
+    assert float(empty["iou"]) == 0.0 and float(empty["normal_consistency"]) == -1.0
+    assert rows["chair_fails"]["status"] == "failed: RuntimeError: decoder diverged"
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["num_shapes"] == 4 and summary["num_failed"] == 1 and summary["num_scored"] == 3
+    airplane = (float(good["chamfer_l1_occnet"]) + math.sqrt(3)) / 2
+    chair = float(rows["chair_a"]["chamfer_l1_occnet"])
+    assert summary["mean_over_classes"]["chamfer_l1_occnet"] == pytest.approx((airplane + chair) / 2)
+    assert summary["mean_over_shapes"]["chamfer_l1_occnet"] == pytest.approx((2 * airplane + chair) / 3)
+    assert overall["eval/test/chamfer_l1_occnet"] == pytest.approx(summary["mean_over_classes"]["chamfer_l1_occnet"])
+    assert summary["definitions"]["chamfer_deepsdf"]["report_scale"] == 1e3
+    assert "mean over classes" in (out / "metrics.md").read_text()
+    assert (out / "contact_sheet.png").stat().st_size > 1000
+    assert (out / "reconstructions" / "02691156" / "plane_a.ply").is_file()
+
+
+def test_resume_skips_scored_shapes_and_retries_failed(dataset_root, eval_cfg, tmp_path):
+    out = tmp_path / "eval"
+    eval_cfg.contact_sheet_shapes = 0
+    evaluate_model(SphereModel(), StubDataModule(dataset_root), eval_cfg, out)
+    before = read_rows(out / "per_shape.csv")
+    again = SphereModel()
+    evaluate_model(again, StubDataModule(dataset_root), eval_cfg, out)
+    assert again.calls == ["chair_fails"]  # only the failed shape is tried again
+    after = read_rows(out / "per_shape.csv")
+    assert len(after) == 4 and after["plane_a"] == before["plane_a"]
+    eval_cfg.fscore_thresholds = {"5pct": 0.05}
+    with pytest.raises(ShapelabError, match="other metric columns"):
+        evaluate_model(SphereModel(), StubDataModule(dataset_root), eval_cfg, out)
+
+
+def test_pred_dir_scores_files_like_the_model(dataset_root, eval_cfg, tmp_path):
+    eval_cfg.contact_sheet_shapes = 0
+    evaluate_model(SphereModel(), StubDataModule(dataset_root), eval_cfg, tmp_path / "model")
+    pred_dir = tmp_path / "model" / "reconstructions"
+    (pred_dir / "02691156" / "plane_empty.ply").unlink()  # a missing file is a counted failure
+    points, _ = sphere_points(PRED_RADIUS, 3000, seed=7)
+    np.savez(pred_dir / "03001627" / "chair_fails.npz", points=points)  # an occnet-frame point cloud...
+    overall = evaluate_predictions(pred_dir, "deepsdf", StubDataModule(dataset_root), eval_cfg, tmp_path / "files")
+    model_rows, file_rows = read_rows(tmp_path / "model" / "per_shape.csv"), read_rows(tmp_path / "files" / "per_shape.csv")
+    for column in ("chamfer_l1_occnet", "iou", "chamfer_deepsdf", "normal_consistency"):
+        assert float(file_rows["plane_a"][column]) == pytest.approx(float(model_rows["plane_a"][column]), rel=1e-4)
+    assert file_rows["plane_empty"]["status"].startswith("failed: FileNotFoundError")
+    chair = file_rows["chair_fails"]  # ...read in the wrong frame (deepsdf): scored, no IoU/NC for points
+    assert chair["status"] == "ok" and chair["kind"] == "points" and chair["iou"] == "" and chair["normal_consistency"] == ""
+    assert overall["eval/test/num_failed"] == 1
+
+
+def test_corrupt_and_mismatched_checkpoints_give_one_line_errors(tmp_path):
+    model = SphereModel()
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(b"not a checkpoint")
+    with pytest.raises(ShapelabError, match="broken.ckpt: not a loadable checkpoint"):
+        load_weights(model, broken)
+    other = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {"layer.weight": torch.zeros(5, 5), "layer.bias": torch.zeros(3)}}, other)
+    with pytest.raises(ShapelabError, match="weights do not fit SphereModel"):
+        load_weights(model, other)
+    good = tmp_path / "good.ckpt"
+    expected = {key: value + 1 for key, value in SphereModel().state_dict().items()}
+    torch.save({"state_dict": expected, "epoch": 3}, good)
+    load_weights(model, good)
+    assert all(torch.equal(model.state_dict()[key], value) for key, value in expected.items())

@@ -20,7 +20,7 @@ from shapelab.evaluation import evaluate_model, evaluate_predictions
 from shapelab.runs import instantiate_group, resolve_ckpt_path, run_entry_point
 
 TOP_LEVEL_KEYS = {
-    "data", "logger", "paths", "evaluate", "local", "task_name", "seed", "ckpt_path", "pred_dir", "pred_frame",
+    "data", "logger", "paths", "evaluate", "local", "hydra", "task_name", "seed", "ckpt_path", "pred_dir", "pred_frame",
     "out_dir",
 }
 

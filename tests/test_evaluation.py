@@ -12,6 +12,8 @@ import pytest
 import torch
 import trimesh
 from omegaconf import OmegaConf
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from datamodules.formats import deepsdf as deepsdf_format
 from datamodules.formats import occnet as occnet_format
@@ -168,7 +170,11 @@ def test_pred_dir_scores_files_like_the_model(dataset_root, eval_cfg, tmp_path):
     (pred_dir / "02691156" / "plane_empty.ply").unlink()  # a missing file is a counted failure
     points, _ = sphere_points(PRED_RADIUS, 3000, seed=7)
     np.savez(pred_dir / "03001627" / "chair_fails.npz", points=points)  # an occnet-frame point cloud...
-    overall = evaluate_predictions(pred_dir, "deepsdf", StubDataModule(dataset_root), eval_cfg, tmp_path / "files")
+    eval_cfg.contact_sheet_shapes = 1
+    loggers = [CSVLogger(tmp_path / "csv", name="", version=""), TensorBoardLogger(tmp_path / "tb", name="", version=""),
+               WandbLogger(save_dir=str(tmp_path), mode="disabled")]  # W&B path runs (no files when disabled)
+    overall = evaluate_predictions(pred_dir, "deepsdf", StubDataModule(dataset_root), eval_cfg, tmp_path / "files",
+                                   loggers=loggers)
     model_rows, file_rows = read_rows(tmp_path / "model" / "per_shape.csv"), read_rows(tmp_path / "files" / "per_shape.csv")
     for column in ("chamfer_l1_occnet", "iou", "chamfer_deepsdf", "normal_consistency"):
         assert float(file_rows["plane_a"][column]) == pytest.approx(float(model_rows["plane_a"][column]), rel=1e-4)
@@ -176,6 +182,12 @@ def test_pred_dir_scores_files_like_the_model(dataset_root, eval_cfg, tmp_path):
     chair = file_rows["chair_fails"]  # ...read in the wrong frame (deepsdf): scored, no IoU/NC for points
     assert chair["status"] == "ok" and chair["kind"] == "points" and chair["iou"] == "" and chair["normal_consistency"] == ""
     assert overall["eval/test/num_failed"] == 1
+    with (tmp_path / "csv" / "metrics.csv").open() as handle:
+        logged = next(csv.DictReader(handle))
+    assert float(logged["eval/test/iou"]) == pytest.approx(overall["eval/test/iou"])
+    events = EventAccumulator(str(tmp_path / "tb")).Reload()
+    assert "eval/test/contact_sheet" in events.Tags()["images"]
+    assert "eval/test/chamfer_l1_occnet" in events.Tags()["scalars"]
 
 
 def test_corrupt_and_mismatched_checkpoints_give_one_line_errors(tmp_path):
@@ -193,3 +205,26 @@ def test_corrupt_and_mismatched_checkpoints_give_one_line_errors(tmp_path):
     torch.save({"state_dict": expected, "epoch": 3}, good)
     load_weights(model, good)
     assert all(torch.equal(model.state_dict()[key], value) for key, value in expected.items())
+
+
+def test_evaluate_cli_config_rejects_corrupt_checkpoint(compose_cfg, tmp_path):
+    from hydra.core.hydra_config import HydraConfig
+
+    from evaluate import evaluate
+
+    def compose(overrides):
+        cfg = compose_cfg("evaluate", [f"paths.output_dir={tmp_path}", *overrides])
+        HydraConfig.instance().set_config(cfg)
+        return cfg
+
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / ".hydra").mkdir()
+    OmegaConf.save(OmegaConf.create({"model": {"_target_": "models.base.ShapeModel"}}), run_dir / ".hydra" / "config.yaml")
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"\x00" * 10)
+    with pytest.raises(ShapelabError, match="last.ckpt: not a loadable checkpoint"):
+        evaluate(compose([f"ckpt_path={run_dir}"]))
+    with pytest.raises(ShapelabError, match="nothing to evaluate"):
+        evaluate(compose([]))
+    with pytest.raises(ShapelabError, match="data=<name>"):
+        evaluate(compose([f"pred_dir={tmp_path}"]))

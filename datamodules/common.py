@@ -1,0 +1,319 @@
+"""Pieces shared by the shapelab DataModules: base DataModule, per-item seeding, OccNet layout listing,
+image/mask loading, up-front file validation and farthest point sampling.
+
+Randomness: every item draws from its own ``numpy.random.Generator``. In training the seed of each item
+comes from ``SeededSampler`` (a function of the DataModule seed, the epoch and the position in the epoch),
+so batches are reproducible given the seed whatever ``num_workers`` is; in val/test the seed is a
+function of (seed, index) only, so every evaluation sees the same samples.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
+
+from datamodules.formats.occnet import read_metadata, read_split_lst
+from shapelab.errors import ShapelabError
+
+Shape = tuple[str, str]  # (synset, model_id)
+ALL_MODELS = "*"  # OccNet split name meaning "every model folder of the category"
+STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",), None: ("train", "val", "test")}
+
+
+class SeededSampler(Sampler):
+    """Training sampler yielding ``(index, item_seed)``: a shuffled permutation plus one seed per item,
+    both drawn from a generator seeded by ``(seed, epoch)``. Lightning calls ``set_epoch`` each epoch
+    (so a resumed run sees the same data); without it every pass advances to the next epoch."""
+
+    def __init__(self, num_items: int, seed: int, shuffle: bool = True):
+        self.num_items, self.seed, self.shuffle = num_items, seed, shuffle
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_items
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        self.epoch += 1
+        order = torch.randperm(self.num_items, generator=generator) if self.shuffle else torch.arange(self.num_items)
+        seeds = torch.randint(0, 2**62, (self.num_items,), generator=generator)
+        yield from zip(order.tolist(), seeds.tolist())
+
+
+class ShapeDataset(Dataset):
+    """One split of shapes. ``dataset[i]`` (eval: seed from (seed, i)) or ``dataset[(i, item_seed)]``
+    (training, from SeededSampler) returns ``{"index": i, **self.load(i, rng), "synset", "model_id"}``."""
+
+    def __init__(self, shapes: Sequence[Shape], seed: int, train: bool):
+        self.shapes, self.seed, self.train = list(shapes), seed, train
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        index, item_seed = key if isinstance(key, tuple) else (int(key), None)
+        rng = np.random.default_rng([self.seed, index] if item_seed is None else [item_seed])
+        synset, model_id = self.shapes[index]
+        return {"index": index, **self.load(index, rng), "synset": synset, "model_id": model_id}
+
+    def load(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+class ShapeDataModule(pl.LightningDataModule):
+    """Shared DataModule wiring; subclasses implement ``make_dataset(split_key, train) -> ShapeDataset``.
+
+    Args:
+        data_dir: folder holding ``<dataset_name>/{deepsdf,occnet}`` (``${paths.data_dir}``).
+        dataset_name: the dataset folder (and DeepSDF dataset key); "synthetic" is the built-in set.
+        build: kwargs of ``datamodules.synthetic.ensure_synthetic_dataset``; when given, ``prepare_data``
+            builds the built-in set if it is absent. None for existing (e.g. real ShapeNet) data.
+        batch_size / eval_batch_size: shapes per batch in training / in val and test.
+        num_workers: DataLoader worker processes (also threads used to validate files at setup).
+        train_split / val_split / test_split: split names (or, format permitting, paths to split files);
+            null = no such split (e.g. DeepSDF's released splits have no val).
+        categories: synset ids (or category names from metadata.yaml) to keep; None = all.
+        seed: seed of all sampling done by the data (see the module docstring).
+        validate: read every file of the split at setup so bad files fail there with a clear error,
+            not mid-epoch. False only checks that the files exist (faster start on large sets).
+        deepsdf_dir / occnet_dir: where each format lives when not ``<data_dir>/<dataset_name>/<format>``
+            (e.g. an existing DeepSDF data source or OccNet ``data/ShapeNet`` folder).
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        dataset_name: str = "synthetic",
+        build: dict | None = None,
+        batch_size: int = 16,
+        eval_batch_size: int = 1,
+        num_workers: int = 0,
+        train_split: str | None = "train",
+        val_split: str | None = "val",
+        test_split: str | None = "test",
+        categories: Sequence[str] | None = None,
+        seed: int = 0,
+        validate: bool = True,
+        deepsdf_dir: str | Path | None = None,
+        occnet_dir: str | Path | None = None,
+    ):
+        super().__init__()
+        self.data_dir = Path(data_dir)
+        self.dataset_name = dataset_name
+        self.build = dict(build) if build is not None else None
+        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        self.split_names = {"train": train_split, "val": val_split, "test": test_split}
+        self.categories = list(categories) if categories is not None else None
+        self.seed, self.validate = seed, validate
+        self.format_dirs = {"deepsdf": deepsdf_dir, "occnet": occnet_dir}
+        self.datasets: dict[str, ShapeDataset] = {}
+
+    @property
+    def dataset_root(self) -> Path:
+        return self.data_dir / self.dataset_name
+
+    def format_dir(self, name: str) -> Path:
+        """Folder of format ``name`` ("deepsdf" / "occnet"), whether or not it exists."""
+        override = self.format_dirs[name]
+        return Path(override) if override is not None else self.dataset_root / name
+
+    @property
+    def deepsdf_root(self) -> Path | None:
+        """Where DeepSDF-format ground truth lives (None when absent)."""
+        return _existing_dir(self.format_dir("deepsdf"))
+
+    @property
+    def occnet_root(self) -> Path | None:
+        """Where OccNet-format ground truth lives (None when absent)."""
+        return _existing_dir(self.format_dir("occnet"))
+
+    def facts(self) -> dict:
+        """Facts about the data that model configs may need (filled into `null` model keys)."""
+        return {}
+
+    def prepare_data(self) -> None:
+        if self.build is not None:
+            from datamodules.synthetic import ensure_synthetic_dataset
+
+            ensure_synthetic_dataset(self.data_dir, name=self.dataset_name, **self.build)
+
+    def setup(self, stage: str | None = None) -> None:
+        for split_key in STAGE_SPLITS[stage]:
+            if split_key not in self.datasets and self.split_names[split_key] is not None:
+                self.datasets[split_key] = self.make_dataset(split_key, train=split_key == "train")
+
+    def make_dataset(self, split_key: str, train: bool) -> ShapeDataset:
+        raise NotImplementedError
+
+    def dataset(self, split_key: str) -> ShapeDataset:
+        """The dataset of "train" / "val" / "test" (set up on first use)."""
+        if self.split_names[split_key] is None:
+            raise ShapelabError(f"data.{split_key}_split is null; set it to a split name to use the {split_key} split")
+        if split_key not in self.datasets:
+            self.datasets[split_key] = self.make_dataset(split_key, train=split_key == "train")
+        return self.datasets[split_key]
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.dataset("train")
+        return self._loader(dataset, self.batch_size, sampler=SeededSampler(len(dataset), self.seed), drop_last=False)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return [] if self.split_names["val"] is None else self._loader(self.dataset("val"), self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.dataset("test"), self.eval_batch_size)
+
+    def _loader(self, dataset: ShapeDataset, batch_size: int, **kwargs) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            **kwargs,
+        )
+
+
+def _existing_dir(path: Path) -> Path | None:
+    return path if path.is_dir() else None
+
+
+def keep_categories(shapes: list[Shape], categories: Sequence[str] | None, source: Path) -> list[Shape]:
+    """Keep the shapes of the given synsets; an unknown synset is an error naming ``source``."""
+    if categories is None:
+        return shapes
+    present = {synset for synset, _ in shapes}
+    unknown = [c for c in categories if c not in present]
+    if unknown:
+        raise ShapelabError(
+            f"{source}: no shapes of categories {unknown} (present: {sorted(present)}); fix data.categories"
+        )
+    return [shape for shape in shapes if shape[0] in set(categories)]
+
+
+def occnet_shapes(root: Path, split: str, categories: Sequence[str] | None) -> list[Shape]:
+    """Shapes of an OccNet-layout folder: per category ``<root>/<synset>/<split>.lst``, or every model
+    folder of the category when ``split`` is "*" (as OccNet's ``Shapes3dDataset(split=None)``).
+    Categories are synset ids or names from ``metadata.yaml``; None = every category folder."""
+    if not root.is_dir():
+        raise ShapelabError(f"{root}: OccNet data folder not found; check data.data_dir / data.dataset_name")
+    synsets = _resolve_synsets(root, categories)
+    shapes: list[Shape] = []
+    for synset in synsets:
+        folder = root / synset
+        if split == ALL_MODELS:
+            ids = sorted(p.name for p in folder.iterdir() if p.is_dir())
+        else:
+            lst = folder / f"{split}.lst"
+            if not lst.is_file():
+                raise ShapelabError(
+                    f"{lst}: split list not found; write one model id per line, or set the split to "
+                    f"'{ALL_MODELS}' to use every model folder of the category"
+                )
+            ids = read_split_lst(lst)
+        shapes.extend((synset, model_id) for model_id in ids)
+    if not shapes:
+        raise ShapelabError(f"{root}: split {split!r} has no shapes for categories {synsets}; check the split files")
+    return shapes
+
+
+def _resolve_synsets(root: Path, categories: Sequence[str] | None) -> list[str]:
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir())
+    metadata_path = root / "metadata.yaml"
+    metadata = read_metadata(metadata_path) if metadata_path.is_file() else {}
+    if categories is None:
+        return [synset for synset in metadata if synset in folders] if metadata else folders
+    by_name = {str(info.get("name", "")): synset for synset, info in metadata.items()}
+    synsets = [by_name.get(c, c) for c in categories]
+    missing = [c for c, s in zip(categories, synsets) if s not in folders]
+    if missing:
+        raise ShapelabError(f"{root}: categories {missing} not found (present: {folders}); fix data.categories")
+    return synsets
+
+
+def validate_each(items: Sequence, check: Callable[[Any], Any], desc: str, workers: int) -> list:
+    """Run ``check`` on every item (threads, progress bar) and return the results in order; the first
+    ShapelabError raised by a check propagates unchanged."""
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(tqdm(pool.map(check, items), total=len(items), desc=desc, leave=False, disable=len(items) < 50))
+
+
+def require_files(paths: Iterable[Path], fix: str) -> None:
+    """ShapelabError naming the first missing file."""
+    for path in paths:
+        if not path.is_file():
+            raise ShapelabError(f"{path}: file not found; {fix}")
+
+
+def list_views(image_dir: Path, extension: str = "jpg") -> list[Path]:
+    """Sorted view images ``<image_dir>/*.<extension>`` (OccNet's ImagesField order)."""
+    views = sorted(image_dir.glob(f"*.{extension}"))
+    if not views:
+        raise ShapelabError(f"{image_dir}: no *.{extension} views found; render the views or fix data.img_folder")
+    return views
+
+
+def open_image(path: Path, mode: str) -> Image.Image:
+    """Open an image converted to ``mode`` ("RGB", "L"); unreadable files raise ShapelabError."""
+    try:
+        with Image.open(path) as image:
+            return image.convert(mode)
+    except (OSError, UnidentifiedImageError, ValueError) as err:
+        raise ShapelabError(f"{path}: not a readable image ({err}); re-render or remove this view") from None
+
+
+def check_image(path: Path) -> None:
+    """Cheap header check (format, size) of an image file, for validation at setup."""
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
+        raise ShapelabError(f"{path}: not a readable image ({err}); re-render or remove this view") from None
+
+
+def image_tensor(image: Image.Image, size: int | None) -> torch.Tensor:
+    """RGB PIL image -> (3, H, W) float32 in [0, 1], bilinearly resized to ``size``² when given."""
+    if size is not None and image.size != (size, size):
+        image = image.resize((size, size), Image.BILINEAR)
+    return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+
+
+def white_background_mask(image: Image.Image, threshold: int) -> np.ndarray:
+    """Foreground mask (H, W) bool of a rendering on white: a pixel is background when all its channels
+    are >= ``threshold`` (JPEG noise keeps real backgrounds a little below 255)."""
+    return np.asarray(image).min(axis=-1) < threshold
+
+
+def resize_mask(mask: np.ndarray, size: int | None) -> np.ndarray:
+    """Resize a bool mask by area-weighted (bilinear) averaging, then threshold at 0.5."""
+    if size is None or mask.shape == (size, size):
+        return mask
+    resized = Image.fromarray(mask.astype(np.float32), mode="F").resize((size, size), Image.BILINEAR)
+    return np.asarray(resized) >= 0.5
+
+
+def farthest_point_sampling(points: np.ndarray, count: int, start: int = 0) -> np.ndarray:
+    """Indices (count,) of a farthest point sampling of ``points`` (N, 3), starting at ``start``.
+
+    Each step takes the point farthest (Euclidean) from those already chosen; O(N·count) time, vectorised
+    over N. If count >= N every index is returned in FPS order.
+    """
+    count = min(count, len(points))
+    chosen = np.empty(count, dtype=np.int64)
+    nearest = np.full(len(points), np.inf)
+    chosen[0] = start
+    for step in range(1, count):
+        nearest = np.minimum(nearest, ((points - points[chosen[step - 1]]) ** 2).sum(axis=1))
+        chosen[step] = int(np.argmax(nearest))
+    return chosen

@@ -1,0 +1,178 @@
+"""Multi-view silhouette data for CAPNet (Navaneet et al. 2019) and DRWR (Han et al. 2020), read from the
+OccNet layout: ``img_choy2016/NNN.jpg`` + ``cameras.npz`` (+ ``mask/NNN.png`` when present) + ``pointcloud.npz``.
+
+Batch (DEVELOPING.md "Batches"), V = ``num_views``, H = W = ``mask_size``:
+- ``image`` (B, 3, Hi, Wi) float in [0, 1]: the input view (random in training, view 0 in val/test).
+- ``masks`` (B, V, H, W) float {0, 1}: silhouettes of V distinct views, the input view first; from
+  ``mask/NNN.png`` or, without that folder, every pixel that is not white background in the rendering.
+- ``dist`` (B, V, H, W) float32: Euclidean distance (pixels) from each background pixel to the nearest
+  mask pixel, 0 on the mask (``scipy.ndimage.distance_transform_edt``), for CAPNet's affinity loss and DRWR.
+- ``K`` (B, V, 3, 3) pixel intrinsics of the H x W mask grid; ``Rt`` (B, V, 3, 4) OpenCV world -> camera
+  where "world" is the occnet frame of ``points_gt`` (cameras.npz extrinsics re-expressed with loc/scale).
+- ``points_gt`` (B, P, 3) float32, occnet frame: ``surface_points`` (16,384) points of pointcloud.npz reduced
+  to P = ``gt_points`` (1024) by farthest point sampling, as CAPNet's evaluation; fixed per shape.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.ndimage import distance_transform_edt
+
+from datamodules.common import (
+    ShapeDataModule,
+    ShapeDataset,
+    check_image,
+    farthest_point_sampling,
+    image_tensor,
+    list_views,
+    occnet_shapes,
+    open_image,
+    require_files,
+    resize_mask,
+    validate_each,
+    white_background_mask,
+)
+from datamodules.formats.occnet import read_cameras, read_pointcloud
+from renderers.cameras import extrinsics_for_normalized_frame
+from shapelab.errors import ShapelabError
+
+
+def background_distance(mask: np.ndarray) -> np.ndarray:
+    """(H, W) float32 distance (pixels) of each pixel to the nearest mask pixel (0 on the mask). An empty
+    mask has no nearest pixel: every pixel gets the image diagonal."""
+    if not mask.any():
+        return np.full(mask.shape, float(np.hypot(*mask.shape)), dtype=np.float32)
+    return distance_transform_edt(~mask).astype(np.float32)
+
+
+class MultiViewDataset(ShapeDataset):
+    """OccNet-layout shapes of one split as multi-view silhouettes; see the module docstring."""
+
+    def __init__(
+        self,
+        root: Path,
+        shapes: Sequence[tuple[str, str]],
+        seed: int,
+        train: bool,
+        num_views: int,
+        img_folder: str,
+        image_size: int | None,
+        mask_size: int,
+        white_threshold: int,
+        surface_points: int,
+        gt_points: int,
+    ):
+        super().__init__(shapes, seed, train)
+        self.root, self.num_views, self.img_folder = root, num_views, img_folder
+        self.image_size, self.mask_size, self.white_threshold = image_size, mask_size, white_threshold
+        self.surface_points, self.gt_points = surface_points, gt_points
+        self._points_gt: dict[int, torch.Tensor] = {}
+
+    def view_dir(self, index: int) -> Path:
+        synset, model_id = self.shapes[index]
+        return self.root / synset / model_id / self.img_folder
+
+    def load(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        view_dir = self.view_dir(index)
+        views = list_views(view_dir)
+        first = int(rng.integers(len(views))) if self.train else 0
+        others = np.delete(np.arange(len(views)), first)
+        chosen = [first, *rng.choice(others, self.num_views - 1, replace=False).tolist()]
+        masks = np.stack([self.load_mask(views[v]) for v in chosen])
+        cloud = read_pointcloud(view_dir.parent / "pointcloud.npz")
+        cameras = read_cameras(view_dir / "cameras.npz")
+        scale_px = self.mask_size / open_image(views[0], "L").size[0]
+        K = np.stack([np.diag([scale_px, scale_px, 1.0]) @ cameras[v][0] for v in chosen])
+        Rt = np.stack([extrinsics_for_normalized_frame(cameras[v][1], cloud["loc"], cloud["scale"]) for v in chosen])
+        return {
+            "image": image_tensor(open_image(views[first], "RGB"), self.image_size),
+            "masks": torch.from_numpy(masks.astype(np.float32)),
+            "dist": torch.from_numpy(np.stack([background_distance(m) for m in masks])),
+            "K": torch.from_numpy(K.astype(np.float32)),
+            "Rt": torch.from_numpy(Rt.astype(np.float32)),
+            "points_gt": self.points_gt(index, cloud["points"]),
+        }
+
+    def load_mask(self, view: Path) -> np.ndarray:
+        """(mask_size, mask_size) bool silhouette of one view (mask/NNN.png, else the non-white pixels)."""
+        mask_file = view.parent / "mask" / f"{view.stem}.png"
+        if mask_file.parent.is_dir():
+            mask = np.asarray(open_image(mask_file, "L")) >= 128
+        else:
+            mask = white_background_mask(open_image(view, "RGB"), self.white_threshold)
+        return resize_mask(mask, self.mask_size)
+
+    def points_gt(self, index: int, surface: np.ndarray) -> torch.Tensor:
+        """The fixed evaluation points of shape ``index`` (computed once per worker, then cached)."""
+        if index not in self._points_gt:
+            rng = np.random.default_rng([self.seed, index])
+            subset = surface[rng.choice(len(surface), min(self.surface_points, len(surface)), replace=False)]
+            self._points_gt[index] = torch.from_numpy(subset[farthest_point_sampling(subset, self.gt_points)])
+        return self._points_gt[index]
+
+    def check(self, index: int) -> None:
+        """Read every file item ``index`` needs, raising ShapelabError for a bad or inconsistent one."""
+        view_dir = self.view_dir(index)
+        views = list_views(view_dir)
+        cameras = read_cameras(view_dir / "cameras.npz")
+        if len(cameras) < len(views) or len(views) < self.num_views:
+            raise ShapelabError(
+                f"{view_dir}: {len(views)} views and {len(cameras)} cameras in cameras.npz, need one camera per "
+                f"view and at least data.num_views={self.num_views} views; re-render or lower data.num_views"
+            )
+        masks_dir = view_dir / "mask"
+        for view in views:
+            check_image(view)
+            if masks_dir.is_dir():
+                check_image(masks_dir / f"{view.stem}.png")
+        read_pointcloud(view_dir.parent / "pointcloud.npz")
+
+
+class MultiViewDataModule(ShapeDataModule):
+    """Multi-view images + masks + cameras of OccNet-layout data (CAPNet / DRWR); a split of "*" = every
+    model folder of the category (e.g. the released ShapeNet renderings without .lst files).
+
+    Args (beyond ``ShapeDataModule``'s):
+        num_views: V views per sample (CAPNet: 4).
+        img_folder: view folder name.
+        image_size: side of the input image (None keeps the rendering's size).
+        mask_size: side of masks/dist; K is scaled to it (CAPNet projects on a 64 x 64 grid).
+        white_threshold: derived masks: a pixel is background when all channels are >= this.
+        surface_points / gt_points: pointcloud.npz subset and its FPS reduction (CAPNet eval: 16384 -> 1024).
+    """
+
+    def __init__(
+        self,
+        *args,
+        num_views: int = 4,
+        img_folder: str = "img_choy2016",
+        image_size: int | None = 64,
+        mask_size: int = 64,
+        white_threshold: int = 240,
+        surface_points: int = 16384,
+        gt_points: int = 1024,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        if num_views < 1:
+            raise ShapelabError(f"data.num_views={num_views}: need at least 1 view; fix the data config")
+        self.num_views, self.img_folder, self.image_size, self.mask_size = num_views, img_folder, image_size, mask_size
+        self.white_threshold, self.surface_points, self.gt_points = white_threshold, surface_points, gt_points
+
+    def make_dataset(self, split_key: str, train: bool) -> MultiViewDataset:
+        shapes = occnet_shapes(self.format_dir("occnet"), self.split_names[split_key], self.categories)
+        dataset = MultiViewDataset(
+            self.format_dir("occnet"), shapes, self.seed, train, self.num_views, self.img_folder, self.image_size,
+            self.mask_size, self.white_threshold, self.surface_points, self.gt_points,
+        )
+        require_files(
+            (path for i in range(len(shapes))
+             for path in (dataset.view_dir(i) / "cameras.npz", dataset.view_dir(i).parent / "pointcloud.npz")),
+            f"listed in split {self.split_names[split_key]!r}; run preprocess.py or remove the shape from the split",
+        )
+        if self.validate:
+            validate_each(range(len(shapes)), dataset.check, f"checking {split_key} views", self.num_workers)
+        return dataset

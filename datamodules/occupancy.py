@@ -1,0 +1,161 @@
+"""Occupancy Networks data (Mescheder et al. 2019): points.npz occupancies + one conditioning input.
+
+Batch (DEVELOPING.md "Batches"): ``points`` (B, T, 3) float32 and ``occ`` (B, T) float {0, 1} in the occnet
+(unit cube) frame; ``inputs`` = image (B, 3, H, W) float in [0, 1] | point cloud (B, N, 3) | voxels
+(B, R, R, R) float {0, 1}; ``index`` (B,) long; ``synset`` / ``model_id`` lists.
+
+As OccNet's loader: float16 points get ``points_noise`` (1e-4) Gaussian noise when cast to float32; training
+samples ``train_points`` (2048) points per shape with replacement, val/test use ``eval_points`` (None = all,
+OccNet's ``points_iou``); the image input is a random one of the views in training and view 0 in val/test;
+the point-cloud input is ``input_points`` (300) points of pointcloud.npz with replacement plus Gaussian
+noise of std ``input_noise`` (0.005).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from datamodules.common import (
+    ShapeDataModule,
+    ShapeDataset,
+    check_image,
+    image_tensor,
+    list_views,
+    occnet_shapes,
+    open_image,
+    require_files,
+    validate_each,
+)
+from datamodules.formats.occnet import read_pointcloud, read_points, read_voxels
+from shapelab.errors import ShapelabError
+
+INPUT_TYPES = ("image", "pointcloud", "voxels")
+
+
+class OccupancyDataset(ShapeDataset):
+    """OccNet-layout shapes of one split; see the module docstring for what an item holds."""
+
+    def __init__(
+        self,
+        root: Path,
+        shapes: Sequence[tuple[str, str]],
+        seed: int,
+        train: bool,
+        input_type: str,
+        num_points: int | None,
+        points_noise: float,
+        img_folder: str,
+        img_size: int | None,
+        input_points: int,
+        input_noise: float,
+    ):
+        super().__init__(shapes, seed, train)
+        self.root, self.input_type, self.num_points, self.points_noise = root, input_type, num_points, points_noise
+        self.img_folder, self.img_size = img_folder, img_size
+        self.input_points, self.input_noise = input_points, input_noise
+
+    def shape_dir(self, index: int) -> Path:
+        synset, model_id = self.shapes[index]
+        return self.root / synset / model_id
+
+    def load(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        data = read_points(self.shape_dir(index) / "points.npz")
+        points, occ = data["points"], data["occupancies"]
+        if self.num_points is not None:
+            chosen = rng.integers(0, len(points), self.num_points)
+            points, occ = points[chosen], occ[chosen]
+        points = points + self.points_noise * rng.standard_normal(points.shape, dtype=np.float32)
+        return {
+            "points": torch.from_numpy(points.astype(np.float32)),
+            "occ": torch.from_numpy(occ.astype(np.float32)),
+            "inputs": self.load_inputs(index, rng),
+        }
+
+    def load_inputs(self, index: int, rng: np.random.Generator) -> torch.Tensor:
+        shape_dir = self.shape_dir(index)
+        if self.input_type == "image":
+            views = list_views(shape_dir / self.img_folder)
+            view = int(rng.integers(len(views))) if self.train else 0
+            return image_tensor(open_image(views[view], "RGB"), self.img_size)
+        if self.input_type == "pointcloud":
+            surface = read_pointcloud(shape_dir / "pointcloud.npz")["points"]
+            chosen = surface[rng.integers(0, len(surface), self.input_points)]
+            return torch.from_numpy(
+                (chosen + self.input_noise * rng.standard_normal(chosen.shape, dtype=np.float32)).astype(np.float32)
+            )
+        return torch.from_numpy(read_voxels(shape_dir / "voxels.npz").astype(np.float32))
+
+    def check(self, index: int) -> int:
+        """Read every file item ``index`` needs (raising ShapelabError for a bad one); returns the number
+        of points in points.npz."""
+        shape_dir = self.shape_dir(index)
+        count = len(read_points(shape_dir / "points.npz")["points"])
+        if self.input_type == "image":
+            for view in list_views(shape_dir / self.img_folder):
+                check_image(view)
+        elif self.input_type == "pointcloud":
+            read_pointcloud(shape_dir / "pointcloud.npz")
+        else:
+            read_voxels(shape_dir / "voxels.npz")
+        return count
+
+
+class OccupancyDataModule(ShapeDataModule):
+    """OccNet-format data under ``<occnet_dir>/<synset>/<id>/`` listed by ``<synset>/<split>.lst``
+    (a split of "*" = every model folder of the category).
+
+    Args (beyond ``ShapeDataModule``'s):
+        input_type: "image" | "pointcloud" | "voxels" (the encoder's input).
+        train_points: occupancy points per shape in training (OccNet: 2048).
+        eval_points: points per shape in val/test; None = all of points.npz (for IoU, as OccNet).
+        points_noise: std of the noise added to the float16 points (OccNet: 1e-4); 0 to disable.
+        img_folder / img_size: view folder and the side images are resized to (OccNet: 224; None keeps 137).
+        input_points / input_noise: point-cloud input size and noise std (OccNet: 300, 0.005).
+    """
+
+    def __init__(
+        self,
+        *args,
+        input_type: str = "image",
+        train_points: int = 2048,
+        eval_points: int | None = None,
+        points_noise: float = 1e-4,
+        img_folder: str = "img_choy2016",
+        img_size: int | None = 224,
+        input_points: int = 300,
+        input_noise: float = 0.005,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        if input_type not in INPUT_TYPES:
+            raise ShapelabError(f"data.input_type={input_type!r} is not one of {INPUT_TYPES}; fix the data config")
+        self.input_type, self.train_points, self.eval_points = input_type, train_points, eval_points
+        self.points_noise, self.img_folder, self.img_size = points_noise, img_folder, img_size
+        self.input_points, self.input_noise = input_points, input_noise
+
+    def make_dataset(self, split_key: str, train: bool) -> OccupancyDataset:
+        root = self.format_dir("occnet")
+        shapes = occnet_shapes(root, self.split_names[split_key], self.categories)
+        dataset = OccupancyDataset(
+            root, shapes, self.seed, train, self.input_type,
+            num_points=self.train_points if train else self.eval_points,
+            points_noise=self.points_noise, img_folder=self.img_folder, img_size=self.img_size,
+            input_points=self.input_points, input_noise=self.input_noise,
+        )
+        split = self.split_names[split_key]
+        require_files(
+            (dataset.shape_dir(i) / "points.npz" for i in range(len(shapes))),
+            f"listed in split {split!r}; OccNet training needs points.npz (occupancies): run preprocess.py "
+            "for this dataset or remove the shape from the split",
+        )
+        if self.validate:
+            counts = validate_each(range(len(shapes)), dataset.check, f"checking {split_key} OccNet data", self.num_workers)
+            if dataset.num_points is None and len(set(counts)) > 1:
+                raise ShapelabError(
+                    f"{root}: points.npz files of split {split!r} hold different point counts {sorted(set(counts))}, "
+                    f"so they cannot be batched whole; set data.eval_points"
+                )
+        return dataset

@@ -123,6 +123,8 @@ def load_prediction(path: Path, frame: str) -> Reconstruction:
         loaded = loaded.to_geometry() if loaded.geometry else trimesh.Trimesh()
     if isinstance(loaded, trimesh.PointCloud):
         return Reconstruction(frame, points=np.asarray(loaded.vertices, dtype=np.float64))
+    if not isinstance(loaded, trimesh.Trimesh):
+        raise ShapelabError(f"{path}: holds a {type(loaded).__name__}, not a triangle mesh or point cloud; export one")
     return Reconstruction(frame, mesh=loaded)
 
 

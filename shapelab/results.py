@@ -7,6 +7,8 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
 from shapelab.errors import ShapelabError
 
 KEY_COLUMNS = ["synset", "model_id", "category", "kind", "frame", "status"]
@@ -57,9 +59,10 @@ class ResultsFile:
 
 
 def _format(value) -> str:
+    """CSV cell: floats at full precision (numpy scalars as plain numbers), None/NaN as empty."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    return repr(value) if isinstance(value, float) else str(value)
+    return repr(float(value)) if isinstance(value, (float, np.floating)) else str(value)
 
 
 def _mean(values: list[float]) -> float:

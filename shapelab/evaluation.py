@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -195,6 +196,15 @@ def _previews(results: ResultsFile, truth_source: GroundTruthSource, out_dir: Pa
     return pairs
 
 
+def _nan_to_none(value):
+    """NaN (a metric that applied to no shape) as JSON null, so the file is strict JSON."""
+    if isinstance(value, dict):
+        return {key: _nan_to_none(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_nan_to_none(item) for item in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
 def _finish(results, columns, truth_source, cfg, out_dir: Path, loggers, source: str, skipped: dict) -> dict:
     rows = list(results.rows.values())
     summary = summarise(rows, list(columns))
@@ -205,7 +215,7 @@ def _finish(results, columns, truth_source, cfg, out_dir: Path, loggers, source:
         "definitions": {name: vars(info) for name, info in columns.items()},
         "settings": OmegaConf.to_container(cfg, resolve=True),
     })
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
+    (out_dir / "summary.json").write_text(json.dumps(_nan_to_none(summary), indent=2, allow_nan=False) + "\n")
     reports.write_markdown_table(out_dir / "metrics.md", summary, columns)
     pairs = _previews(results, truth_source, out_dir, cfg.contact_sheet_shapes) if cfg.contact_sheet_shapes else {}
     sheet = reports.contact_sheet(out_dir / "contact_sheet.png", pairs)

@@ -1,0 +1,88 @@
+"""DeepSDF decoder f_θ(z, x) ≈ SDF (Park et al. 2019, Sec. 5 and Fig. 3 / supplementary).
+
+A fully connected network on the concatenation [z, x] of a shape latent z (L,) and a query point
+x (3,) in the deepsdf frame (unit sphere). Hidden layers are Linear → ReLU → Dropout, with weight
+normalisation; the input [z, x] is concatenated again to the input of each skip layer ("latent
+re-injection"); the output layer is Linear(·, 1) followed by tanh. The paper's network is
+8 × 512, latent 256, dropout 0.2, skip at layer 4 (`conf/model/deepsdf_paper.yaml`).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm as apply_weight_norm
+
+
+class DeepSDFDecoder(nn.Module):
+    """MLP decoder of the DeepSDF auto-decoder.
+
+    Args:
+        latent_size: L, length of the shape code z.
+        hidden_dim: width of every hidden layer.
+        num_layers: number of hidden layers.
+        skip_layers: indices (0-based) of hidden layers whose input is [h, z, x]; the layer before
+            each of them outputs ``hidden_dim - (L + 3)`` features so that every hidden layer
+            input keeps width ``hidden_dim`` (as the original).
+        dropout: dropout probability after every hidden ReLU (0 disables it).
+        weight_norm: weight normalisation (Salimans & Kingma 2016) on every hidden layer.
+        final_tanh: tanh on the output, as the paper.
+    """
+
+    def __init__(
+        self,
+        latent_size: int = 256,
+        hidden_dim: int = 512,
+        num_layers: int = 8,
+        skip_layers: Sequence[int] = (4,),
+        dropout: float = 0.2,
+        weight_norm: bool = True,
+        final_tanh: bool = True,
+    ):
+        super().__init__()
+        input_dim = latent_size + 3
+        skip_layers = tuple(skip_layers)
+        if any(not 0 < k < num_layers for k in skip_layers):
+            raise ValueError(f"skip_layers {skip_layers} must lie in 1..{num_layers - 1}")
+        if skip_layers and hidden_dim <= input_dim:
+            raise ValueError(f"hidden_dim {hidden_dim} must exceed latent_size + 3 = {input_dim} with skips")
+        self.latent_size = latent_size
+        self.skip_layers = skip_layers
+        self.final_tanh = final_tanh
+        self.hidden = nn.ModuleList()
+        in_dim = input_dim
+        for k in range(num_layers):
+            out_dim = hidden_dim - input_dim if k + 1 in skip_layers else hidden_dim
+            layer = nn.Linear(in_dim, out_dim)
+            self.hidden.append(apply_weight_norm(layer) if weight_norm else layer)
+            in_dim = hidden_dim
+        self.output = nn.Linear(in_dim, 1)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def linear_layer_shapes(self) -> list[tuple[int, int]]:
+        """(in_features, out_features) of every linear layer, for analytic FLOP counts."""
+        layers = [*self.hidden, self.output]
+        return [(layer.in_features, layer.out_features) for layer in layers]
+
+    def forward(self, latents: torch.Tensor, xyz: torch.Tensor) -> torch.Tensor:
+        """SDF at query points.
+
+        Args:
+            latents: (B, L) one code per shape.
+            xyz: (B, S, 3) query points of each shape, deepsdf frame.
+        Returns:
+            (B, S) predicted signed distances (negative inside), in (-1, 1) with ``final_tanh``.
+        """
+        batch, num_samples, _ = xyz.shape
+        inputs = torch.cat([latents[:, None, :].expand(batch, num_samples, self.latent_size), xyz], dim=-1)
+        inputs = inputs.reshape(batch * num_samples, -1)
+        h = inputs
+        for k, layer in enumerate(self.hidden):
+            if k in self.skip_layers:
+                h = torch.cat([h, inputs], dim=-1)
+            h = self.dropout(torch.relu(layer(h)))
+        sdf = self.output(h)
+        if self.final_tanh:
+            sdf = torch.tanh(sdf)
+        return sdf.reshape(batch, num_samples)

@@ -1,0 +1,272 @@
+"""DeepSDF: decoder structure, test-time latent optimisation, the Lightning module, and an overfit
+quality test on analytic shapes (mesh IoU / Chamfer thresholds)."""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+import trimesh
+from scipy.spatial import cKDTree
+from torch.utils.data import DataLoader, Dataset
+
+from geometry.extraction import extract_mesh
+from losses.deepsdf import DeepSDFLoss
+from models.deepsdf import DeepSDF, StepSchedule
+from models.latent_optimisation import LatentFitSchedule, fit_latents, half_space_mask
+from models.networks.deepsdf_decoder import DeepSDFDecoder
+from shapelab.errors import ShapelabError
+
+
+# -- analytic shapes (deepsdf frame, SDF < 0 inside) -------------------------------------------------
+def sphere_sdf(p: torch.Tensor) -> torch.Tensor:
+    return p.norm(dim=-1) - 0.6
+
+
+def box_sdf(p: torch.Tensor, half=(0.6, 0.35, 0.45)) -> torch.Tensor:
+    q = p.abs() - torch.tensor(half, dtype=p.dtype)
+    return q.clamp(min=0).norm(dim=-1) + q.max(dim=-1).values.clamp(max=0)
+
+
+SHAPES = [
+    (sphere_sdf, lambda: trimesh.creation.icosphere(subdivisions=4, radius=0.6)),
+    (box_sdf, lambda: trimesh.creation.box(extents=(1.2, 0.7, 0.9))),
+]
+
+
+def sdf_samples(sdf_fn, mesh: trimesh.Trimesh, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """DeepSDF-style samples: surface points + N(0, 0.005) and N(0, 0.0005) noise, plus 10 % uniform."""
+    generator = torch.Generator().manual_seed(seed)
+    surface = torch.from_numpy(trimesh.sample.sample_surface(mesh, count, seed=seed)[0]).float()
+    near = torch.cat([surface + torch.randn(surface.shape, generator=generator) * var**0.5 for var in (0.005, 0.0005)])
+    uniform = torch.rand(count // 5, 3, generator=generator) * 2 - 1
+    xyz = torch.cat([near, uniform])
+    return xyz, sdf_fn(xyz)
+
+
+class AnalyticShapes(Dataset):
+    """SDF batches as the DeepSDF datamodule yields them, for the analytic shapes above."""
+
+    def __init__(self, samples_per_item: int | None, seed: int = 0):
+        data = [sdf_samples(fn, make(), 8000, seed + i) for i, (fn, make) in enumerate(SHAPES)]
+        self.xyz, self.sdf = torch.stack([d[0] for d in data]), torch.stack([d[1] for d in data])
+        self.samples_per_item = samples_per_item
+
+    def __len__(self) -> int:
+        return len(SHAPES)
+
+    def __getitem__(self, i: int) -> dict:
+        rows = torch.arange(self.xyz.shape[1])
+        if self.samples_per_item is not None:
+            rows = torch.randint(0, self.xyz.shape[1], (self.samples_per_item,))
+        return {"index": i, "xyz": self.xyz[i, rows], "sdf": self.sdf[i, rows], "synset": "analytic", "model_id": f"s{i}"}
+
+
+def make_model(num_shapes: int = 2, **overrides) -> DeepSDF:
+    settings = dict(
+        decoder=DeepSDFDecoder(latent_size=16, hidden_dim=64, num_layers=4, skip_layers=(2,), dropout=0.0),
+        loss=DeepSDFLoss(clamp=0.1, latent_reg_weight=1e-4, latent_reg_warmup_epochs=10),
+        optimizer=functools.partial(torch.optim.Adam),
+        decoder_lr=StepSchedule(3e-3, interval=1000),
+        latent_lr=StepSchedule(1e-2, interval=1000),
+        reconstruction=LatentFitSchedule(num_iterations=150, num_samples=4000),
+        extract_mesh=functools.partial(extract_mesh, resolution=48),
+        num_shapes=num_shapes,
+        latent_init_std=0.25,
+        val_fit=LatentFitSchedule(num_iterations=40, lr=3e-2, lr_drop_factor=1.0, num_samples=4000),
+        mesh_every_n_epochs=0,
+    )
+    settings.update(overrides)
+    return DeepSDF(**settings)
+
+
+# -- decoder ------------------------------------------------------------------------------------------
+def test_paper_decoder_layout_reinjects_latent_at_layer_4():
+    decoder = DeepSDFDecoder(latent_size=256, hidden_dim=512, num_layers=8, skip_layers=(4,), dropout=0.2)
+    shapes = decoder.linear_layer_shapes()
+    assert shapes == [(259, 512), (512, 512), (512, 512), (512, 253), (512, 512),
+                      (512, 512), (512, 512), (512, 512), (512, 1)]
+    assert all(hasattr(layer, "parametrizations") for layer in decoder.hidden)  # weight norm
+    assert not hasattr(decoder.output, "parametrizations")
+
+
+def test_decoder_treats_shapes_independently_and_is_bounded():
+    torch.manual_seed(0)
+    decoder = DeepSDFDecoder(latent_size=8, hidden_dim=32, num_layers=4, skip_layers=(2,), dropout=0.0).eval()
+    latents, xyz = torch.randn(3, 8) * 5, torch.randn(3, 10, 3) * 5
+    batched = decoder(latents, xyz)
+    assert batched.shape == (3, 10) and batched.abs().max() < 1
+    for b in range(3):
+        for s in range(10):
+            single = decoder(latents[b : b + 1], xyz[b : b + 1, s : s + 1])
+            torch.testing.assert_close(batched[b, s], single[0, 0])
+
+
+def test_skip_layer_carries_the_input():
+    """Zeroing every layer before the skip leaves the output a function of [z, x] through the skip only."""
+    torch.manual_seed(0)
+    decoder = DeepSDFDecoder(latent_size=4, hidden_dim=16, num_layers=3, skip_layers=(2,), weight_norm=False,
+                             dropout=0.0, final_tanh=False)
+    with torch.no_grad():
+        for layer in decoder.hidden[:2]:
+            layer.weight.zero_()
+            layer.bias.zero_()
+    xyz = torch.randn(1, 5, 3, requires_grad=True)
+    decoder(torch.randn(1, 4), xyz).sum().backward()
+    assert xyz.grad.abs().sum() > 0
+
+
+def test_dropout_only_in_training():
+    decoder = DeepSDFDecoder(latent_size=4, hidden_dim=32, num_layers=3, skip_layers=(), dropout=0.5)
+    latents, xyz = torch.randn(1, 4), torch.randn(1, 50, 3)
+    decoder.eval()
+    torch.testing.assert_close(decoder(latents, xyz), decoder(latents, xyz))
+    decoder.train()
+    assert not torch.allclose(decoder(latents, xyz), decoder(latents, xyz))
+
+
+def test_invalid_skip_layer_is_rejected():
+    with pytest.raises(ValueError, match="skip_layers"):
+        DeepSDFDecoder(latent_size=4, hidden_dim=32, num_layers=3, skip_layers=(3,))
+
+
+# -- latent optimisation ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def teacher():
+    """A random decoder and codes; its SDF values are exactly representable targets."""
+    torch.manual_seed(0)
+    decoder = DeepSDFDecoder(latent_size=8, hidden_dim=32, num_layers=3, skip_layers=(), dropout=0.0)
+    latents = torch.randn(3, 8) * 0.5
+    xyz = torch.rand(3, 600, 3) * 2 - 1
+    with torch.no_grad():
+        sdf = decoder(latents, xyz) * 0.05  # keep the targets inside the clamp
+        decoder.output.weight.mul_(0.05)
+        decoder.output.bias.mul_(0.05)
+    return decoder, latents, xyz, sdf
+
+
+def test_lr_drops_by_factor_at_half_way():
+    schedule = LatentFitSchedule(num_iterations=800, lr=5e-3, lr_drop_factor=10)
+    assert schedule.lr_at(0) == schedule.lr_at(399) == 5e-3
+    assert schedule.lr_at(400) == schedule.lr_at(799) == pytest.approx(5e-4)
+
+
+def test_fit_latents_reduces_the_error_and_leaves_the_decoder_alone(teacher):
+    decoder, _, xyz, sdf = teacher
+    before = [p.detach().clone() for p in decoder.parameters()]
+    schedule = LatentFitSchedule(num_iterations=100, lr=3e-2, latent_reg_weight=0.0, num_samples=1000)
+    with torch.inference_mode():  # as in Lightning validation / evaluation
+        latents = fit_latents(decoder, xyz, sdf, schedule)
+    with torch.no_grad():
+        error = (decoder(latents, xyz) - sdf).abs().mean()
+        error0 = (decoder(torch.zeros_like(latents), xyz) - sdf).abs().mean()
+    assert error < 0.2 * error0
+    assert all(torch.equal(a, b) for a, b in zip(before, decoder.parameters()))
+    assert all(p.grad is None for p in decoder.parameters())
+    assert decoder.training
+
+
+def test_batched_fit_equals_separate_fits(teacher):
+    decoder, _, xyz, sdf = teacher
+    schedule = LatentFitSchedule(num_iterations=30, lr=1e-2, num_samples=1000)  # all 600 samples each step
+    init = torch.randn(3, 8) * 0.01
+    together = fit_latents(decoder, xyz, sdf, schedule, init=init)
+    for b in range(3):
+        alone = fit_latents(decoder, xyz[b : b + 1], sdf[b : b + 1], schedule, init=init[b : b + 1])
+        torch.testing.assert_close(together[b], alone[0], rtol=1e-4, atol=1e-6)
+
+
+def test_partial_observation_ignores_unobserved_samples(teacher):
+    decoder, _, xyz, sdf = teacher
+    observed = half_space_mask(xyz, torch.tensor([1.0, 0.0, 0.0]))
+    assert 0 < observed.float().mean() < 1 and torch.all(xyz[observed][:, 0] > 0)
+    corrupted = torch.where(observed, sdf, torch.full_like(sdf, 7.0))
+    schedule = LatentFitSchedule(num_iterations=20, lr=1e-2, num_samples=256)
+    clean = fit_latents(decoder, xyz, sdf, schedule, observed, generator=torch.Generator().manual_seed(1))
+    dirty = fit_latents(decoder, xyz, corrupted, schedule, observed, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(clean, dirty)
+
+
+def test_fit_latents_rejects_shapes_without_observations(teacher):
+    decoder, _, xyz, sdf = teacher
+    observed = torch.ones_like(sdf, dtype=torch.bool)
+    observed[1] = False
+    with pytest.raises(ValueError, match="observed"):
+        fit_latents(decoder, xyz, sdf, LatentFitSchedule(num_iterations=1), observed)
+
+
+# -- the Lightning module -----------------------------------------------------------------------------
+def test_missing_num_shapes_names_the_config_key():
+    with pytest.raises(ShapelabError, match="model.num_shapes"):
+        make_model(num_shapes=None)
+
+
+def test_optimiser_has_separate_groups_with_step_schedules():
+    model = make_model(num_shapes=5, decoder_lr=StepSchedule(5e-4, 500, 0.5), latent_lr=StepSchedule(1e-3, 500, 0.5))
+    config = model.configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    decoder_group, latent_group = optimizer.param_groups
+    assert [g["lr"] for g in optimizer.param_groups] == [5e-4, 1e-3]
+    assert latent_group["params"] == [model.latents.weight]
+    assert len(decoder_group["params"]) == len(list(model.decoder.parameters()))
+    for _ in range(500):
+        scheduler.step()
+    assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([2.5e-4, 5e-4])
+
+
+def test_latent_table_init_and_max_norm():
+    model = make_model(num_shapes=200, latent_init_std=0.5, latent_max_norm=1.0)
+    assert model.latents.weight.std().item() == pytest.approx(0.5, rel=0.1)
+    norms = model.latents(torch.arange(200)).norm(dim=-1)
+    assert norms.max() <= 1.0 + 1e-5
+
+
+def sample_iou(model: DeepSDF, latent: torch.Tensor, sdf_fn, resolution: int = 48) -> float:
+    axis = torch.linspace(-0.95, 0.95, resolution)
+    grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(1, -1, 3)
+    with torch.no_grad():
+        pred_inside = model.decoder.eval()(latent[None], grid)[0] < 0
+    true_inside = sdf_fn(grid[0]) < 0
+    return float((pred_inside & true_inside).sum() / (pred_inside | true_inside).sum())
+
+
+def deepsdf_chamfer(mesh: trimesh.Trimesh, truth: trimesh.Trimesh, count: int = 30000) -> float:
+    """Sum of mean squared nearest distances both ways (DeepSDF's definition)."""
+    pred, gt = mesh.sample(count), truth.sample(count)
+    return float((cKDTree(gt).query(pred)[0] ** 2).mean() + (cKDTree(pred).query(gt)[0] ** 2).mean())
+
+
+def test_overfits_two_shapes_and_reconstructs_them(tmp_path):
+    """Auto-decoder training through Lightning, then meshes of the learnt codes and of fresh codes
+    fitted with the decoder frozen (reconstruct) must match the analytic shapes."""
+    pl.seed_everything(0)
+    model = make_model(mesh_every_n_epochs=250, num_val_meshes=1)
+    train = DataLoader(AnalyticShapes(2048), batch_size=2, shuffle=True)
+    val = DataLoader(AnalyticShapes(None, seed=10), batch_size=2)
+    logger = pl.loggers.TensorBoardLogger(tmp_path, name="tb", version="")
+    trainer = pl.Trainer(
+        max_epochs=250, accelerator="cpu", logger=logger, check_val_every_n_epoch=250, num_sanity_val_steps=0,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        default_root_dir=tmp_path, log_every_n_steps=50,
+    )
+    trainer.fit(model, train, val)
+
+    assert trainer.callback_metrics["train/sdf_l1"] < 0.015
+    assert trainer.callback_metrics["val/sdf_l1"] < 0.03
+    assert {"train/loss", "train/latent_reg"} <= set(trainer.callback_metrics)
+    saved = list((tmp_path / "meshes" / "epoch_0249").glob("*.ply"))
+    assert [p.name for p in saved] == ["analytic_s0.ply"] and len(trimesh.load(saved[0]).faces) > 100
+    assert any(p.name.startswith("events") for p in (tmp_path / "tb").iterdir())
+
+    for i, (sdf_fn, make_truth) in enumerate(SHAPES):
+        latent = model.latents.weight[i].detach()
+        assert sample_iou(model, latent, sdf_fn) > 0.9
+        assert deepsdf_chamfer(model.mesh_from_latent(latent), make_truth()) * 1e3 < 1.0
+
+    batch = next(iter(val))
+    reconstructions = model.reconstruct(batch)
+    assert [r.frame for r in reconstructions] == ["deepsdf", "deepsdf"]
+    for (sdf_fn, make_truth), recon in zip(SHAPES, reconstructions):
+        assert deepsdf_chamfer(recon.mesh, make_truth()) * 1e3 < 2.0

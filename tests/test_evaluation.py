@@ -17,6 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from datamodules.formats import deepsdf as deepsdf_format
 from datamodules.formats import occnet as occnet_format
+from datamodules.occupancy import OccupancyDataModule
 from models.base import Reconstruction, ShapeModel
 from shapelab.checkpoints import load_weights
 from shapelab.errors import ShapelabError
@@ -35,31 +36,9 @@ def sphere_points(radius: float, count: int, seed: int) -> tuple[np.ndarray, np.
     return directions * radius, directions
 
 
-class StubDataset:
-    def __init__(self, shapes):
-        self.shapes = shapes
-
-    def __len__(self):
-        return len(self.shapes)
-
-    def __getitem__(self, index):
-        synset, model_id = self.shapes[index]
-        return {"index": index, "synset": synset, "model_id": model_id}
-
-
-class StubDataModule:
-    """The datamodule surface evaluation uses: roots, dataset_name, dataset(split).shapes, loaders."""
-
-    dataset_name = "tiny"
-
-    def __init__(self, root: Path):
-        self.deepsdf_root, self.occnet_root = root / "deepsdf", root / "occnet"
-
-    def dataset(self, split):
-        return StubDataset(SHAPES)
-
-    def test_dataloader(self):
-        return torch.utils.data.DataLoader(self.dataset("test"), batch_size=1)
+def occnet_datamodule(data_dir: Path) -> OccupancyDataModule:
+    """The real OccNet datamodule on dataset "tiny": its split lists, loaders (batch 1) and roots."""
+    return OccupancyDataModule(data_dir, "tiny", input_type="pointcloud", train_split=None, val_split=None)
 
 
 class SphereModel(ShapeModel):
@@ -85,7 +64,12 @@ class SphereModel(ShapeModel):
 
 @pytest.fixture(scope="module")
 def dataset_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
+    """A data_dir holding dataset "tiny" in both formats (DEVELOPING.md layout)."""
+    data_dir = tmp_path_factory.mktemp("data")
+    root = data_dir / "tiny"
+    for synset in {synset for synset, _ in SHAPES}:
+        occnet_format.write_split_lst(root / "occnet" / synset / "test.lst",
+                                      [model_id for s, model_id in SHAPES if s == synset])
     occnet_format.write_metadata(root / "occnet" / "metadata.yaml", {"02691156": "airplane", "03001627": "chair"})
     rng = np.random.default_rng(0)
     for index, (synset, model_id) in enumerate(SHAPES):
@@ -100,7 +84,7 @@ def dataset_root(tmp_path_factory) -> Path:
             root / "deepsdf" / "SurfaceSamples" / "tiny" / synset / f"{model_id}.ply", surface * OCC_SCALE + LOC)
         deepsdf_format.write_normalization(
             root / "deepsdf" / "NormalizationParameters" / "tiny" / synset / f"{model_id}.npz", OFFSET, SDF_SCALE)
-    return root
+    return data_dir
 
 
 @pytest.fixture
@@ -117,7 +101,7 @@ def read_rows(path: Path) -> dict[str, dict]:
 
 def test_evaluate_model_writes_known_values(dataset_root, eval_cfg, tmp_path):
     out = tmp_path / "eval"
-    overall = evaluate_model(SphereModel(), StubDataModule(dataset_root), eval_cfg, out)
+    overall = evaluate_model(SphereModel(), occnet_datamodule(dataset_root), eval_cfg, out)
     rows = read_rows(out / "per_shape.csv")
     good = rows["plane_a"]
     assert good["status"] == "ok" and good["category"] == "airplane" and good["frame"] == "deepsdf"
@@ -151,21 +135,21 @@ def test_evaluate_model_writes_known_values(dataset_root, eval_cfg, tmp_path):
 def test_resume_skips_scored_shapes_and_retries_failed(dataset_root, eval_cfg, tmp_path):
     out = tmp_path / "eval"
     eval_cfg.contact_sheet_shapes = 0
-    evaluate_model(SphereModel(), StubDataModule(dataset_root), eval_cfg, out)
+    evaluate_model(SphereModel(), occnet_datamodule(dataset_root), eval_cfg, out)
     before = read_rows(out / "per_shape.csv")
     again = SphereModel()
-    evaluate_model(again, StubDataModule(dataset_root), eval_cfg, out)
+    evaluate_model(again, occnet_datamodule(dataset_root), eval_cfg, out)
     assert again.calls == ["chair_fails"]  # only the failed shape is tried again
     after = read_rows(out / "per_shape.csv")
     assert len(after) == 4 and after["plane_a"] == before["plane_a"]
     eval_cfg.fscore_thresholds = {"5pct": 0.05}
     with pytest.raises(ShapelabError, match="other metric columns"):
-        evaluate_model(SphereModel(), StubDataModule(dataset_root), eval_cfg, out)
+        evaluate_model(SphereModel(), occnet_datamodule(dataset_root), eval_cfg, out)
 
 
 def test_pred_dir_scores_files_like_the_model(dataset_root, eval_cfg, tmp_path):
     eval_cfg.contact_sheet_shapes = 0
-    evaluate_model(SphereModel(), StubDataModule(dataset_root), eval_cfg, tmp_path / "model")
+    evaluate_model(SphereModel(), occnet_datamodule(dataset_root), eval_cfg, tmp_path / "model")
     pred_dir = tmp_path / "model" / "reconstructions"
     (pred_dir / "02691156" / "plane_empty.ply").unlink()  # a missing file is a counted failure
     points, _ = sphere_points(PRED_RADIUS, 3000, seed=7)
@@ -173,8 +157,7 @@ def test_pred_dir_scores_files_like_the_model(dataset_root, eval_cfg, tmp_path):
     eval_cfg.contact_sheet_shapes = 1
     loggers = [CSVLogger(tmp_path / "csv", name="", version=""), TensorBoardLogger(tmp_path / "tb", name="", version=""),
                WandbLogger(save_dir=str(tmp_path), mode="disabled")]  # W&B path runs (no files when disabled)
-    overall = evaluate_predictions(pred_dir, "deepsdf", StubDataModule(dataset_root), eval_cfg, tmp_path / "files",
-                                   loggers=loggers)
+    overall = evaluate_predictions(pred_dir, "deepsdf", occnet_datamodule(dataset_root), eval_cfg, tmp_path / "files", loggers=loggers)
     model_rows, file_rows = read_rows(tmp_path / "model" / "per_shape.csv"), read_rows(tmp_path / "files" / "per_shape.csv")
     for column in ("chamfer_l1_occnet", "iou", "chamfer_deepsdf", "normal_consistency"):
         assert float(file_rows["plane_a"][column]) == pytest.approx(float(model_rows["plane_a"][column]), rel=1e-4)

@@ -71,6 +71,21 @@ class ShapeDataset(Dataset):
         raise NotImplementedError
 
 
+class OccnetLayoutDataset(ShapeDataset):
+    """Shapes stored as ``<root>/<synset>/<model_id>/`` with views in ``<img_folder>/`` (OccNet layout)."""
+
+    def __init__(self, root: Path, shapes: Sequence[Shape], seed: int, train: bool, img_folder: str):
+        super().__init__(shapes, seed, train)
+        self.root, self.img_folder = root, img_folder
+
+    def shape_dir(self, index: int) -> Path:
+        synset, model_id = self.shapes[index]
+        return self.root / synset / model_id
+
+    def view_dir(self, index: int) -> Path:
+        return self.shape_dir(index) / self.img_folder
+
+
 class ShapeDataModule(pl.LightningDataModule):
     """Shared DataModule wiring; subclasses implement ``make_dataset(split_key, train) -> ShapeDataset``.
 

@@ -14,7 +14,6 @@ Batch (DEVELOPING.md "Batches"), V = ``num_views``, H = W = ``mask_size``:
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +21,8 @@ import torch
 from scipy.ndimage import distance_transform_edt
 
 from datamodules.common import (
+    OccnetLayoutDataset,
     ShapeDataModule,
-    ShapeDataset,
     check_image,
     farthest_point_sampling,
     image_tensor,
@@ -48,32 +47,24 @@ def background_distance(mask: np.ndarray) -> np.ndarray:
     return distance_transform_edt(~mask).astype(np.float32)
 
 
-class MultiViewDataset(ShapeDataset):
-    """OccNet-layout shapes of one split as multi-view silhouettes; see the module docstring."""
+class MultiViewDataset(OccnetLayoutDataset):
+    """OccNet-layout shapes of one split as multi-view silhouettes; see the module docstring.
+    ``layout``: OccnetLayoutDataset's (root, shapes, seed, train, img_folder)."""
 
     def __init__(
         self,
-        root: Path,
-        shapes: Sequence[tuple[str, str]],
-        seed: int,
-        train: bool,
+        *layout,
         num_views: int,
-        img_folder: str,
         image_size: int | None,
         mask_size: int,
         white_threshold: int,
         surface_points: int,
         gt_points: int,
     ):
-        super().__init__(shapes, seed, train)
-        self.root, self.num_views, self.img_folder = root, num_views, img_folder
-        self.image_size, self.mask_size, self.white_threshold = image_size, mask_size, white_threshold
-        self.surface_points, self.gt_points = surface_points, gt_points
+        super().__init__(*layout)
+        self.num_views, self.image_size, self.mask_size = num_views, image_size, mask_size
+        self.white_threshold, self.surface_points, self.gt_points = white_threshold, surface_points, gt_points
         self._points_gt: dict[int, torch.Tensor] = {}
-
-    def view_dir(self, index: int) -> Path:
-        synset, model_id = self.shapes[index]
-        return self.root / synset / model_id / self.img_folder
 
     def load(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         view_dir = self.view_dir(index)
@@ -82,7 +73,7 @@ class MultiViewDataset(ShapeDataset):
         others = np.delete(np.arange(len(views)), first)
         chosen = [first, *rng.choice(others, self.num_views - 1, replace=False).tolist()]
         masks = np.stack([self.load_mask(views[v]) for v in chosen])
-        cloud = read_pointcloud(view_dir.parent / "pointcloud.npz")
+        cloud = read_pointcloud(self.shape_dir(index) / "pointcloud.npz")
         cameras = read_cameras(view_dir / "cameras.npz")
         scale_px = self.mask_size / open_image(views[0], "L").size[0]
         K = np.stack([np.diag([scale_px, scale_px, 1.0]) @ cameras[v][0] for v in chosen])
@@ -128,7 +119,7 @@ class MultiViewDataset(ShapeDataset):
             check_image(view)
             if masks_dir.is_dir():
                 check_image(masks_dir / f"{view.stem}.png")
-        read_pointcloud(view_dir.parent / "pointcloud.npz")
+        read_pointcloud(self.shape_dir(index) / "pointcloud.npz")
 
 
 class MultiViewDataModule(ShapeDataModule):
@@ -165,12 +156,13 @@ class MultiViewDataModule(ShapeDataModule):
     def make_dataset(self, split_key: str, train: bool) -> MultiViewDataset:
         shapes = occnet_shapes(self.format_dir("occnet"), self.split_names[split_key], self.categories)
         dataset = MultiViewDataset(
-            self.format_dir("occnet"), shapes, self.seed, train, self.num_views, self.img_folder, self.image_size,
-            self.mask_size, self.white_threshold, self.surface_points, self.gt_points,
+            self.format_dir("occnet"), shapes, self.seed, train, self.img_folder, num_views=self.num_views,
+            image_size=self.image_size, mask_size=self.mask_size, white_threshold=self.white_threshold,
+            surface_points=self.surface_points, gt_points=self.gt_points,
         )
         require_files(
             (path for i in range(len(shapes))
-             for path in (dataset.view_dir(i) / "cameras.npz", dataset.view_dir(i).parent / "pointcloud.npz")),
+             for path in (dataset.view_dir(i) / "cameras.npz", dataset.shape_dir(i) / "pointcloud.npz")),
             f"listed in split {self.split_names[split_key]!r}; run preprocess.py or remove the shape from the split",
         )
         if self.validate:

@@ -12,15 +12,12 @@ noise of std ``input_noise`` (0.005).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-
 import numpy as np
 import torch
 
 from datamodules.common import (
+    OccnetLayoutDataset,
     ShapeDataModule,
-    ShapeDataset,
     check_image,
     image_tensor,
     list_views,
@@ -35,31 +32,23 @@ from shapelab.errors import ShapelabError
 INPUT_TYPES = ("image", "pointcloud", "voxels")
 
 
-class OccupancyDataset(ShapeDataset):
-    """OccNet-layout shapes of one split; see the module docstring for what an item holds."""
+class OccupancyDataset(OccnetLayoutDataset):
+    """OccNet-layout shapes of one split; see the module docstring for what an item holds.
+    ``layout``: OccnetLayoutDataset's (root, shapes, seed, train, img_folder)."""
 
     def __init__(
         self,
-        root: Path,
-        shapes: Sequence[tuple[str, str]],
-        seed: int,
-        train: bool,
+        *layout,
         input_type: str,
         num_points: int | None,
         points_noise: float,
-        img_folder: str,
         img_size: int | None,
         input_points: int,
         input_noise: float,
     ):
-        super().__init__(shapes, seed, train)
-        self.root, self.input_type, self.num_points, self.points_noise = root, input_type, num_points, points_noise
-        self.img_folder, self.img_size = img_folder, img_size
-        self.input_points, self.input_noise = input_points, input_noise
-
-    def shape_dir(self, index: int) -> Path:
-        synset, model_id = self.shapes[index]
-        return self.root / synset / model_id
+        super().__init__(*layout)
+        self.input_type, self.num_points, self.points_noise = input_type, num_points, points_noise
+        self.img_size, self.input_points, self.input_noise = img_size, input_points, input_noise
 
     def load(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         data = read_points(self.shape_dir(index) / "points.npz")
@@ -77,7 +66,7 @@ class OccupancyDataset(ShapeDataset):
     def load_inputs(self, index: int, rng: np.random.Generator) -> torch.Tensor:
         shape_dir = self.shape_dir(index)
         if self.input_type == "image":
-            views = list_views(shape_dir / self.img_folder)
+            views = list_views(self.view_dir(index))
             view = int(rng.integers(len(views))) if self.train else 0
             return image_tensor(open_image(views[view], "RGB"), self.img_size)
         if self.input_type == "pointcloud":
@@ -94,7 +83,7 @@ class OccupancyDataset(ShapeDataset):
         shape_dir = self.shape_dir(index)
         count = len(read_points(shape_dir / "points.npz")["points"])
         if self.input_type == "image":
-            for view in list_views(shape_dir / self.img_folder):
+            for view in list_views(self.view_dir(index)):
                 check_image(view)
         elif self.input_type == "pointcloud":
             read_pointcloud(shape_dir / "pointcloud.npz")
@@ -140,10 +129,9 @@ class OccupancyDataModule(ShapeDataModule):
         root = self.format_dir("occnet")
         shapes = occnet_shapes(root, self.split_names[split_key], self.categories)
         dataset = OccupancyDataset(
-            root, shapes, self.seed, train, self.input_type,
-            num_points=self.train_points if train else self.eval_points,
-            points_noise=self.points_noise, img_folder=self.img_folder, img_size=self.img_size,
-            input_points=self.input_points, input_noise=self.input_noise,
+            root, shapes, self.seed, train, self.img_folder, input_type=self.input_type,
+            num_points=self.train_points if train else self.eval_points, points_noise=self.points_noise,
+            img_size=self.img_size, input_points=self.input_points, input_noise=self.input_noise,
         )
         split = self.split_names[split_key]
         require_files(

@@ -17,8 +17,8 @@ from tests.datamodules.conftest import IMAGE_SIDE, LOC, NUM_VIEWS, SCALE, corrup
 
 
 def make(data_dir, **kwargs) -> MultiViewDataModule:
-    options = dict(dataset_name="tiny", batch_size=2, eval_batch_size=2, image_size=None, mask_size=IMAGE_SIDE,
-                   surface_points=512, gt_points=64, seed=0)
+    options = {"dataset_name": "tiny", "batch_size": 2, "eval_batch_size": 2, "image_size": None,
+               "mask_size": IMAGE_SIDE, "surface_points": 512, "gt_points": 64, "seed": 0}
     return MultiViewDataModule(data_dir, **{**options, **kwargs})
 
 

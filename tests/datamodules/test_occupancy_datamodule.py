@@ -14,7 +14,7 @@ INPUT_SHAPES = {"image": (3, 32, 32), "pointcloud": (300, 3), "voxels": (32, 32,
 
 
 def make(data_dir, **kwargs) -> OccupancyDataModule:
-    options = dict(dataset_name="tiny", batch_size=2, eval_batch_size=1, img_size=32, seed=1)
+    options = {"dataset_name": "tiny", "batch_size": 2, "eval_batch_size": 1, "img_size": 32, "seed": 1}
     return OccupancyDataModule(data_dir, **{**options, **kwargs})
 
 

@@ -16,7 +16,7 @@ from tests.datamodules.conftest import corrupt, write_sdf_file
 
 
 def make(data_dir, **kwargs) -> SdfDataModule:
-    options = dict(dataset_name="tiny", batch_size=2, samples_per_scene=64, eval_samples=40, seed=3)
+    options = {"dataset_name": "tiny", "batch_size": 2, "samples_per_scene": 64, "eval_samples": 40, "seed": 3}
     return SdfDataModule(data_dir, **{**options, **kwargs})
 
 

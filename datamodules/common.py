@@ -157,6 +157,10 @@ class ShapeDataModule(pl.LightningDataModule):
         """Facts about the data that model configs may need (filled into `null` model keys)."""
         return {}
 
+    def synsets(self) -> list[str] | None:
+        """``categories`` as synset ids (names resolved through the OccNet metadata.yaml); None = all."""
+        return category_synsets(self.categories, self.format_dir("occnet") / "metadata.yaml")
+
     def prepare_data(self) -> None:
         if self.build is not None:
             from datamodules.synthetic import ensure_synthetic_dataset
@@ -204,26 +208,26 @@ def _existing_dir(path: Path) -> Path | None:
     return path if path.is_dir() else None
 
 
-def keep_categories(shapes: list[Shape], categories: Sequence[str] | None, source: Path) -> list[Shape]:
-    """Keep the shapes of the given synsets; an unknown synset is an error naming ``source``."""
-    if categories is None:
+def keep_categories(shapes: list[Shape], synsets: Sequence[str] | None, source: Path) -> list[Shape]:
+    """Keep the shapes of the given synsets (None = all); an absent synset is an error naming ``source``."""
+    if synsets is None:
         return shapes
     present = {synset for synset, _ in shapes}
-    unknown = [c for c in categories if c not in present]
+    unknown = [synset for synset in synsets if synset not in present]
     if unknown:
         raise ShapelabError(
             f"{source}: no shapes of categories {unknown} (present: {sorted(present)}); fix data.categories"
         )
-    return [shape for shape in shapes if shape[0] in set(categories)]
+    return [shape for shape in shapes if shape[0] in set(synsets)]
 
 
-def occnet_shapes(root: Path, split: str, categories: Sequence[str] | None) -> list[Shape]:
+def occnet_shapes(root: Path, split: str, synsets: Sequence[str] | None) -> list[Shape]:
     """Shapes of an OccNet-layout folder: per category ``<root>/<synset>/<split>.lst``, or every model
     folder of the category when ``split`` is "*" (as OccNet's ``Shapes3dDataset(split=None)``).
-    Categories are synset ids or names from ``metadata.yaml``; None = every category folder."""
+    ``synsets`` None = every category folder."""
     if not root.is_dir():
         raise ShapelabError(f"{root}: OccNet data folder not found; check data.data_dir / data.dataset_name")
-    synsets = _resolve_synsets(root, categories)
+    synsets = _present_synsets(root, synsets)
     shapes: list[Shape] = []
     for synset in synsets:
         folder = root / synset
@@ -243,18 +247,23 @@ def occnet_shapes(root: Path, split: str, categories: Sequence[str] | None) -> l
     return shapes
 
 
-def _resolve_synsets(root: Path, categories: Sequence[str] | None) -> list[str]:
+def _present_synsets(root: Path, synsets: Sequence[str] | None) -> list[str]:
     folders = sorted(p.name for p in root.iterdir() if p.is_dir())
-    metadata_path = root / "metadata.yaml"
-    metadata = read_metadata(metadata_path) if metadata_path.is_file() else {}
-    if categories is None:
-        return [synset for synset in metadata if synset in folders] if metadata else folders
-    by_name = {str(info.get("name", "")): synset for synset, info in metadata.items()}
-    synsets = [by_name.get(c, c) for c in categories]
-    missing = [c for c, s in zip(categories, synsets) if s not in folders]
+    if synsets is None:
+        return folders
+    missing = [synset for synset in synsets if synset not in folders]
     if missing:
         raise ShapelabError(f"{root}: categories {missing} not found (present: {folders}); fix data.categories")
-    return synsets
+    return list(synsets)
+
+
+def category_synsets(categories: Sequence[str] | None, metadata_path: Path) -> list[str] | None:
+    """Synset ids of ``categories`` given as ids or as names from OccNet's ``metadata.yaml`` (when it exists)."""
+    if categories is None:
+        return None
+    metadata = read_metadata(metadata_path) if metadata_path.is_file() else {}
+    by_name = {info["name"]: synset for synset, info in metadata.items()}
+    return [by_name.get(str(category), str(category)) for category in categories]
 
 
 def validate_each(items: Sequence, check: Callable[[Any], Any], desc: str, workers: int) -> list:

@@ -154,7 +154,7 @@ class MultiViewDataModule(ShapeDataModule):
         self.white_threshold, self.surface_points, self.gt_points = white_threshold, surface_points, gt_points
 
     def make_dataset(self, split_key: str, train: bool) -> MultiViewDataset:
-        shapes = occnet_shapes(self.format_dir("occnet"), self.split_names[split_key], self.categories)
+        shapes = occnet_shapes(self.format_dir("occnet"), self.split_names[split_key], self.synsets())
         dataset = MultiViewDataset(
             self.format_dir("occnet"), shapes, self.seed, train, self.img_folder, num_views=self.num_views,
             image_size=self.image_size, mask_size=self.mask_size, white_threshold=self.white_threshold,

@@ -127,7 +127,7 @@ class OccupancyDataModule(ShapeDataModule):
 
     def make_dataset(self, split_key: str, train: bool) -> OccupancyDataset:
         root = self.format_dir("occnet")
-        shapes = occnet_shapes(root, self.split_names[split_key], self.categories)
+        shapes = occnet_shapes(root, self.split_names[split_key], self.synsets())
         dataset = OccupancyDataset(
             root, shapes, self.seed, train, self.img_folder, input_type=self.input_type,
             num_points=self.train_points if train else self.eval_points, points_noise=self.points_noise,

@@ -103,7 +103,7 @@ class SdfDataModule(ShapeDataModule):
         """(synset, id) of a split after the category filter, in split-file order."""
         if split_key not in self._shapes:
             path = self.split_file(split_key)
-            shapes = keep_categories(read_split(path), self.categories, path)
+            shapes = keep_categories(read_split(path), self.synsets(), path)
             if not shapes:
                 raise ShapelabError(f"{path}: the split lists no shapes; regenerate the split file")
             self._shapes[split_key] = shapes

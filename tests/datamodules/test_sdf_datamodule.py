@@ -66,8 +66,11 @@ def test_split_order_and_facts(deepsdf_data):
     datamodule.setup("fit")
     assert datamodule.dataset("train").shapes == [("s1", "a"), ("s1", "b"), ("s1", "c"), ("s2", "d")]
     assert make(deepsdf_data, categories=["s2"]).facts() == {"num_shapes": 1}
+    (deepsdf_data / "tiny" / "occnet").mkdir()
+    (deepsdf_data / "tiny" / "occnet" / "metadata.yaml").write_text("s2: {id: s2, name: gizmo}\n")
+    assert make(deepsdf_data, categories=["gizmo"]).facts() == {"num_shapes": 1}  # names from metadata.yaml
     assert datamodule.deepsdf_root == deepsdf_data / "tiny" / "deepsdf"
-    assert datamodule.occnet_root is None and datamodule.dataset_name == "tiny"
+    assert datamodule.occnet_root == deepsdf_data / "tiny" / "occnet" and datamodule.dataset_name == "tiny"
 
 
 def test_deterministic_given_seed_and_varies_with_epoch_and_seed(deepsdf_data):

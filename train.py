@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
@@ -10,7 +11,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from shapelab import config as config_check
-from shapelab.runs import fill_from_facts, instantiate_group, resolve_ckpt_path, run_entry_point, save_run_config
+from shapelab.runs import fill_from_facts, group_sweep_run, instantiate_group, resolve_ckpt_path, run_entry_point, save_run_config
 
 log = logging.getLogger("shapelab.train")
 
@@ -59,7 +60,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if multirun:
+        group_sweep_run(cfg, Path(hydra_cfg.sweep.dir).name, list(hydra_cfg.overrides.task))
 
     def task(cfg: DictConfig) -> float | None:
         metrics = train(cfg)

@@ -51,6 +51,14 @@ def resolve_ckpt_path(ckpt_path: str | None, log_dir: str | Path, task_name: str
     return str(path)
 
 
+def group_sweep_run(cfg: DictConfig, sweep_name: str, overrides: list[str]) -> None:
+    """Group the runs of one sweep on the dashboards and tag each with its overrides."""
+    with open_dict(cfg):
+        cfg.tags = [*cfg.tags, *overrides]
+        if cfg.get("logger") and cfg.logger.get("wandb"):
+            cfg.logger.wandb.group = f"{cfg.task_name}-{sweep_name}"
+
+
 def save_run_config(cfg: DictConfig, output_dir: str | Path) -> Path:
     """Write the config (with filled facts) to <run>/.hydra/config.yaml, which evaluate.py reloads."""
     path = Path(output_dir) / ".hydra" / "config.yaml"

@@ -22,9 +22,9 @@ def load_weights(model: torch.nn.Module, ckpt_path: str | Path) -> None:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]
         raise ShapelabError(
-            f"{path}: not a loadable checkpoint ({reason[:200]}); it may be truncated or not a shapelab "
+            f"{path}: not a loadable checkpoint ({reason[:160]}); it may be truncated or not a shapelab "
             "checkpoint: use checkpoints/last.ckpt or best.ckpt of a finished run"
         ) from None
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None

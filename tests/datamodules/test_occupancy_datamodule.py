@@ -101,11 +101,14 @@ def test_roots_categories_by_name_and_test_loader(occnet_data):
         ("image", "points.npz", lambda p: np.savez(p, points=np.zeros((9, 2), np.float16),
                                                     occupancies=np.zeros(2, np.uint8), loc=np.zeros(3),
                                                     scale=np.float16(1)), "shape"),
+        ("image", "points.npz", lambda p: np.savez(p, points=np.full((8, 3), np.nan, np.float16),
+                                                    occupancies=np.zeros(1, np.uint8), loc=np.zeros(3),
+                                                    scale=np.float16(1)), "NaN"),
         ("image", "img_choy2016/003.jpg", corrupt, "image"),
         ("pointcloud", "pointcloud.npz", lambda p: p.unlink(), "not found"),
         ("voxels", "voxels.npz", corrupt, "npz"),
     ],
-    ids=["missing-points", "corrupt-points", "wrong-shape", "corrupt-view", "missing-pointcloud", "corrupt-voxels"],
+    ids=["missing-points", "corrupt-points", "wrong-shape", "nan-points", "corrupt-view", "missing-pointcloud", "corrupt-voxels"],
 )
 def test_bad_files_fail_at_setup_naming_them(occnet_data, input_type, relative, damage, message):
     path = shape_dir(occnet_data, "m1") / relative

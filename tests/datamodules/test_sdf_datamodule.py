@@ -129,9 +129,10 @@ def test_nan_rows_dropped_with_warning(deepsdf_data):
         (corrupt, "npz"),
         (lambda path: np.savez(path, pos=np.zeros((5, 3), np.float32), neg=np.zeros((5, 4), np.float32)), "shape"),
         (lambda path: np.savez(path, pos=np.zeros((5, 4), np.float32)), "neg"),
+        (lambda path: np.savez(path, pos=np.zeros((5, 4), np.int32), neg=np.zeros((5, 4), np.float32)), "dtype"),
         (lambda path: write_sdf_file(path, 0.0, num_neg=0), "no finite samples"),
     ],
-    ids=["missing", "corrupt", "wrong-shape", "missing-key", "empty-neg"],
+    ids=["missing", "corrupt", "wrong-shape", "missing-key", "wrong-dtype", "empty-neg"],
 )
 def test_bad_sample_file_fails_at_setup_naming_it(deepsdf_data, damage, message):
     path = sample_file(deepsdf_data, "s1", "b")

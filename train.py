@@ -7,6 +7,7 @@ from pathlib import Path
 import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
+from pytorch_lightning.callbacks import ProgressBar
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
@@ -39,7 +40,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     model = hydra.utils.instantiate(cfg.model)
     loggers = instantiate_group(cfg.get("logger"))
-    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")), logger=loggers)
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    if not cfg.trainer.get("enable_progress_bar", True):
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 

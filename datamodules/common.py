@@ -25,7 +25,10 @@ from shapelab.errors import ShapelabError
 
 Shape = tuple[str, str]  # (synset, model_id)
 ALL_MODELS = "*"  # OccNet split name meaning "every model folder of the category"
-STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",), None: ("train", "val", "test")}
+# the splits a Lightning stage needs (None: all)
+STAGE_SPLITS = {
+    "fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",), None: ("train", "val", "test")
+}
 
 
 class SeededSampler(Sampler):
@@ -33,8 +36,8 @@ class SeededSampler(Sampler):
     both drawn from a generator seeded by ``(seed, epoch)``. Lightning calls ``set_epoch`` each epoch
     (so a resumed run sees the same data); without it every pass advances to the next epoch."""
 
-    def __init__(self, num_items: int, seed: int, shuffle: bool = True):
-        self.num_items, self.seed, self.shuffle = num_items, seed, shuffle
+    def __init__(self, num_items: int, seed: int):
+        self.num_items, self.seed = num_items, seed
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -46,7 +49,7 @@ class SeededSampler(Sampler):
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         self.epoch += 1
-        order = torch.randperm(self.num_items, generator=generator) if self.shuffle else torch.arange(self.num_items)
+        order = torch.randperm(self.num_items, generator=generator)
         seeds = torch.randint(0, 2**62, (self.num_items,), generator=generator)
         yield from zip(order.tolist(), seeds.tolist())
 
@@ -168,9 +171,10 @@ class ShapeDataModule(pl.LightningDataModule):
             ensure_synthetic_dataset(self.data_dir, name=self.dataset_name, **self.build)
 
     def setup(self, stage: str | None = None) -> None:
+        """Build (and validate) the datasets of the splits ``stage`` needs."""
         for split_key in STAGE_SPLITS[stage]:
-            if split_key not in self.datasets and self.split_names[split_key] is not None:
-                self.datasets[split_key] = self.make_dataset(split_key, train=split_key == "train")
+            if self.split_names[split_key] is not None:
+                self.dataset(split_key)
 
     def make_dataset(self, split_key: str, train: bool) -> ShapeDataset:
         raise NotImplementedError
@@ -185,7 +189,7 @@ class ShapeDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         dataset = self.dataset("train")
-        return self._loader(dataset, self.batch_size, sampler=SeededSampler(len(dataset), self.seed), drop_last=False)
+        return self._loader(dataset, self.batch_size, sampler=SeededSampler(len(dataset), self.seed))
 
     def val_dataloader(self) -> DataLoader | list:
         return [] if self.split_names["val"] is None else self._loader(self.dataset("val"), self.eval_batch_size)
@@ -289,19 +293,10 @@ def list_views(image_dir: Path, extension: str = "jpg") -> list[Path]:
 
 
 def open_image(path: Path, mode: str) -> Image.Image:
-    """Open an image converted to ``mode`` ("RGB", "L"); unreadable files raise ShapelabError."""
+    """Open and decode an image converted to ``mode`` ("RGB", "L"); unreadable files raise ShapelabError."""
     try:
         with Image.open(path) as image:
             return image.convert(mode)
-    except (OSError, UnidentifiedImageError, ValueError) as err:
-        raise ShapelabError(f"{path}: not a readable image ({err}); re-render or remove this view") from None
-
-
-def check_image(path: Path) -> None:
-    """Cheap header check (format, size) of an image file, for validation at setup."""
-    try:
-        with Image.open(path) as image:
-            image.verify()
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
         raise ShapelabError(f"{path}: not a readable image ({err}); re-render or remove this view") from None
 
@@ -309,7 +304,7 @@ def check_image(path: Path) -> None:
 def image_tensor(image: Image.Image, size: int | None) -> torch.Tensor:
     """RGB PIL image -> (3, H, W) float32 in [0, 1], bilinearly resized to ``size``² when given."""
     if size is not None and image.size != (size, size):
-        image = image.resize((size, size), Image.BILINEAR)
+        image = image.resize((size, size), Image.Resampling.BILINEAR)
     return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
 
 
@@ -323,7 +318,7 @@ def resize_mask(mask: np.ndarray, size: int | None) -> np.ndarray:
     """Resize a bool mask by area-weighted (bilinear) averaging, then threshold at 0.5."""
     if size is None or mask.shape == (size, size):
         return mask
-    resized = Image.fromarray(mask.astype(np.float32), mode="F").resize((size, size), Image.BILINEAR)
+    resized = Image.fromarray(mask.astype(np.float32)).resize((size, size), Image.Resampling.BILINEAR)
     return np.asarray(resized) >= 0.5
 
 

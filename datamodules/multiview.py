@@ -23,7 +23,6 @@ from scipy.ndimage import distance_transform_edt
 from datamodules.common import (
     OccnetLayoutDataset,
     ShapeDataModule,
-    check_image,
     farthest_point_sampling,
     image_tensor,
     list_views,
@@ -116,9 +115,9 @@ class MultiViewDataset(OccnetLayoutDataset):
             )
         masks_dir = view_dir / "mask"
         for view in views:
-            check_image(view)
+            open_image(view, "RGB")
             if masks_dir.is_dir():
-                check_image(masks_dir / f"{view.stem}.png")
+                open_image(masks_dir / f"{view.stem}.png", "L")
         read_pointcloud(self.shape_dir(index) / "pointcloud.npz")
 
 

@@ -18,7 +18,6 @@ import torch
 from datamodules.common import (
     OccnetLayoutDataset,
     ShapeDataModule,
-    check_image,
     image_tensor,
     list_views,
     occnet_shapes,
@@ -84,7 +83,7 @@ class OccupancyDataset(OccnetLayoutDataset):
         count = len(read_points(shape_dir / "points.npz")["points"])
         if self.input_type == "image":
             for view in list_views(self.view_dir(index)):
-                check_image(view)
+                open_image(view, "RGB")
         elif self.input_type == "pointcloud":
             read_pointcloud(shape_dir / "pointcloud.npz")
         else:

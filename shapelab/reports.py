@@ -14,28 +14,32 @@ from rich.table import Table
 from metrics.chamfer import normalise_capnet
 from shapelab.scoring import MetricInfo
 
-TABLE_COLUMNS = ["chamfer_l1_occnet", "normal_consistency", "iou", "fscore_1pct", "chamfer_deepsdf", "chamfer_capnet",
-                 "emd_capnet"]
-"""Columns shown in the console/markdown table (all columns are in the CSV and JSON)."""
+TABLE_COLUMNS = {
+    "chamfer_l1_occnet": "CD-L1 occnet", "normal_consistency": "NC", "iou": "IoU", "fscore_1pct": "F@1%",
+    "chamfer_deepsdf": "CD deepsdf", "chamfer_capnet": "CD capnet", "emd_capnet": "EMD capnet",
+}
+"""Columns of the console/markdown table and their short console labels (the CSV and JSON have all)."""
 
 
-def _header(name: str, info: MetricInfo) -> str:
+def _header(name: str, info: MetricInfo, short: bool = False) -> str:
     arrow = "↑" if info.higher_is_better else "↓"
     scale = f" ×{info.report_scale:g}" if info.report_scale != 1 else ""
-    return f"{name}{scale} {arrow}"
+    return f"{TABLE_COLUMNS[name] if short else name}{scale} {arrow}"
 
 
 def _cell(value: float, info: MetricInfo) -> str:
-    return "–" if math.isnan(value) else f"{value * info.report_scale:.4f}"
+    return "–" if math.isnan(value) else f"{value * info.report_scale:.4g}"
 
 
-def table_rows(summary: dict, columns: dict[str, MetricInfo]) -> tuple[list[str], list[list[str]]]:
+def table_rows(
+    summary: dict, columns: dict[str, MetricInfo], short: bool = False
+) -> tuple[list[str], list[list[str]]]:
     """Header and rows: one per category, then the mean over classes and the mean over shapes."""
     shown = [name for name in TABLE_COLUMNS if name in columns]
-    header = ["category", "shapes"] + [_header(name, columns[name]) for name in shown]
+    header = ["category", "shapes"] + [_header(name, columns[name], short) for name in shown]
     rows = [[category, str(stats["num_shapes"])] + [_cell(stats[name], columns[name]) for name in shown]
             for category, stats in summary["per_category"].items()]
-    for label, key in (("mean over classes", "mean_over_classes"), ("mean over shapes", "mean_over_shapes")):
+    for label, key in (("mean/classes", "mean_over_classes"), ("mean/shapes", "mean_over_shapes")):
         rows.append([label, str(summary["num_scored"])] + [_cell(summary[key][name], columns[name]) for name in shown])
     return header, rows
 
@@ -44,17 +48,20 @@ def write_markdown_table(path: Path, summary: dict, columns: dict[str, MetricInf
     header, rows = table_rows(summary, columns)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    note = (f"\nValues × the factor in the header (the papers' reporting scale); ↓ lower is better. "
+    note = (f"\nValues × the factor in the header (the papers' reporting scale); ↓ lower is better. mean/classes: "
+            f"mean of the category means (OccNet's reporting); mean/shapes: mean over all scored shapes. "
             f"{summary['num_failed']} of {summary['num_shapes']} shapes failed (see summary.json).\n")
     Path(path).write_text("\n".join(lines) + "\n" + note)
 
 
 def print_table(summary: dict, columns: dict[str, MetricInfo], out_dir: Path) -> None:
-    header, rows = table_rows(summary, columns)
-    table = Table(*header, title=f"evaluation ({summary['num_scored']} scored, {summary['num_failed']} failed)")
+    header, rows = table_rows(summary, columns, short=True)
+    table = Table(*header, title=f"evaluation ({summary['num_scored']} scored, {summary['num_failed']} failed)",
+                  caption="column definitions: docs/metrics.md")
     for row in rows:
         table.add_row(*row)
     console = Console()
+    console.width = max(console.width, 110)  # the table needs ~100 columns; narrower pipes would squeeze it
     console.print(table)
     console.print(f"results: {out_dir} (per_shape.csv, metrics.md, summary.json, contact_sheet.png, reconstructions/)")
 
@@ -66,7 +73,7 @@ def _thumbnail(ax, points: np.ndarray, title: str) -> None:
         ax.text2D(0.5, 0.5, "empty", ha="center", transform=ax.transAxes)
         return
     points = normalise_capnet(points)
-    ax.scatter(points[:, 0], points[:, 2], points[:, 1], s=0.5, c=points[:, 2], cmap="viridis", depthshade=False)
+    ax.scatter(points[:, 0], points[:, 2], points[:, 1], s=1.5, c=points[:, 2], cmap="viridis", depthshade=False)
     ax.set_xlim(-0.5, 0.5), ax.set_ylim(-0.5, 0.5), ax.set_zlim(-0.5, 0.5)
     ax.view_init(elev=20, azim=-60)
 

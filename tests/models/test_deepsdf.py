@@ -270,3 +270,62 @@ def test_overfits_two_shapes_and_reconstructs_them(tmp_path):
     assert [r.frame for r in reconstructions] == ["deepsdf", "deepsdf"]
     for (sdf_fn, make_truth), recon in zip(SHAPES, reconstructions):
         assert deepsdf_chamfer(recon.mesh, make_truth()) * 1e3 < 2.0
+
+
+# -- experiment configs, end to end on tiny data ------------------------------------------------------
+CHAIR = "03001627"
+
+
+@pytest.fixture
+def tiny_sdf_dataset(tmp_path):
+    """<tmp>/data/tiny/deepsdf: 3 train / 1 val / 1 test spheres of a "chair" synset, DeepSDF formats."""
+    from datamodules.formats import deepsdf as fmt
+
+    root = tmp_path / "data" / "tiny" / "deepsdf"
+    splits = {"train": ["a", "b", "c"], "val": ["d"], "test": ["e"]}
+    for split, ids in splits.items():
+        fmt.write_split(root / "splits" / f"tiny_{split}.json", "tiny", {CHAIR: ids})
+        for i, model_id in enumerate(ids):
+            xyz, sdf = sdf_samples(sphere_sdf, trimesh.creation.icosphere(3, 0.6), 1000, seed=i)
+            rows = torch.cat([xyz, sdf[:, None]], dim=1).numpy()
+            fmt.write_sdf_samples(root / "SdfSamples" / "tiny" / CHAIR / f"{model_id}.npz",
+                                  rows[rows[:, 3] > 0], rows[rows[:, 3] <= 0])
+            fmt.write_normalization(root / "NormalizationParameters" / "tiny" / CHAIR / f"{model_id}.npz",
+                                    np.zeros(3), 1.0)
+            fmt.write_surface_samples(root / "SurfaceSamples" / "tiny" / CHAIR / f"{model_id}.ply",
+                                      trimesh.creation.icosphere(3, 0.6).sample(2000))
+    return tmp_path
+
+
+@pytest.mark.parametrize("experiment, evaluate", [
+    ("deepsdf_all", True), ("deepsdf_chairs", False), ("deepsdf_shapenet_chairs", False),
+])
+def test_experiment_smoke(experiment, evaluate, tiny_sdf_dataset, compose_cfg):
+    """Each DeepSDF experiment trains a few steps with trainer=smoke (one also evaluates its test split)."""
+    from omegaconf import open_dict
+
+    from train import train
+
+    data = tiny_sdf_dataset / "data"
+    splits = data / "tiny" / "deepsdf" / "splits"
+    overrides = [
+        f"experiment={experiment}", "trainer=smoke", "logger=csv", "callbacks=none",
+        f"paths.data_dir={data}", f"paths.output_dir={tiny_sdf_dataset / 'run'}",
+        "data.batch_size=2", "data.samples_per_scene=256", "data.eval_samples=512",
+        "model.reconstruction.num_iterations=3", "model.val_fit.num_iterations=2", "model.extract_mesh.resolution=16",
+        "evaluate.groups=[deepsdf]", "evaluate.contact_sheet_shapes=0", f"evaluate_after_training={evaluate}",
+    ]
+    if experiment == "deepsdf_shapenet_chairs":
+        overrides += ["data.dataset_name=tiny", f"data.deepsdf_dir={data / 'tiny' / 'deepsdf'}",
+                      f"data.train_split={splits / 'tiny_train.json'}", f"data.test_split={splits / 'tiny_test.json'}",
+                      "data.num_workers=0"]
+    else:
+        overrides += ["data.dataset_name=tiny", "data.build=null"]
+    cfg = compose_cfg("train", overrides)
+    with open_dict(cfg):
+        del cfg["hydra"]  # as under @hydra.main, where the run's config carries no hydra node
+    metrics = train(cfg)
+
+    assert metrics["train/loss"] > 0
+    if evaluate:
+        assert metrics["eval/test/num_failed"] == 0 and metrics["eval/test/chamfer_deepsdf"] >= 0

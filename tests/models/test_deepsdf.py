@@ -65,19 +65,19 @@ class AnalyticShapes(Dataset):
 
 
 def make_model(num_shapes: int = 2, **overrides) -> DeepSDF:
-    settings = dict(
-        decoder=DeepSDFDecoder(latent_size=16, hidden_dim=64, num_layers=4, skip_layers=(2,), dropout=0.0),
-        loss=DeepSDFLoss(clamp=0.1, latent_reg_weight=1e-4, latent_reg_warmup_epochs=10),
-        optimizer=functools.partial(torch.optim.Adam),
-        decoder_lr=StepSchedule(3e-3, interval=1000),
-        latent_lr=StepSchedule(1e-2, interval=1000),
-        reconstruction=LatentFitSchedule(num_iterations=150, num_samples=4000),
-        extract_mesh=functools.partial(extract_mesh, resolution=48),
-        num_shapes=num_shapes,
-        latent_init_std=0.25,
-        val_fit=LatentFitSchedule(num_iterations=40, lr=3e-2, lr_drop_factor=1.0, num_samples=4000),
-        mesh_every_n_epochs=0,
-    )
+    settings = {
+        "decoder": DeepSDFDecoder(latent_size=16, hidden_dim=64, num_layers=4, skip_layers=(2,), dropout=0.0),
+        "loss": DeepSDFLoss(clamp=0.1, latent_reg_weight=1e-4, latent_reg_warmup_epochs=10),
+        "optimizer": functools.partial(torch.optim.Adam),
+        "decoder_lr": StepSchedule(3e-3, interval=1000),
+        "latent_lr": StepSchedule(1e-2, interval=1000),
+        "reconstruction": LatentFitSchedule(num_iterations=150, num_samples=4000),
+        "extract_mesh": functools.partial(extract_mesh, resolution=48),
+        "num_shapes": num_shapes,
+        "latent_init_std": 0.25,
+        "val_fit": LatentFitSchedule(num_iterations=40, lr=3e-2, lr_drop_factor=1.0, num_samples=4000),
+        "mesh_every_n_epochs": 0,
+    }
     settings.update(overrides)
     return DeepSDF(**settings)
 

@@ -79,7 +79,7 @@ def prediction_samples(recon: Reconstruction, count: int, seed: int) -> tuple[np
     """Points (and face normals) of a prediction in its own frame: ``count`` uniform samples on a mesh
     (OccNet/DeepSDF protocol), or the finite points of a point cloud as given (normals None)."""
     if is_empty(recon):
-        return np.zeros((0, 3)), np.zeros((0, 3))
+        return np.zeros((0, 3)), np.zeros((0, 3)) if recon.mesh is not None else None
     if recon.mesh is not None:
         points, faces = trimesh.sample.sample_surface(recon.mesh, count, seed=seed)
         return np.asarray(points, dtype=np.float64), recon.mesh.face_normals[faces]

@@ -22,6 +22,8 @@ from models.base import Reconstruction, ShapeModel
 from shapelab.checkpoints import load_weights
 from shapelab.errors import ShapelabError
 from shapelab.evaluation import evaluate_model, evaluate_predictions
+from shapelab.ground_truth import ShapeGroundTruth
+from shapelab.scoring import METRIC_GROUPS, ScoringSettings, score_shape
 
 GT_RADIUS, PRED_RADIUS = 0.3, 0.33  # occnet frame
 LOC, OCC_SCALE = np.array([0.1, 0.0, -0.2]), 2.0  # original = occnet * 2 + loc
@@ -211,3 +213,23 @@ def test_evaluate_cli_config_rejects_corrupt_checkpoint(compose_cfg, tmp_path):
         evaluate(compose([]))
     with pytest.raises(ShapelabError, match="data=<name>"):
         evaluate(compose([f"pred_dir={tmp_path}"]))
+
+
+@pytest.mark.parametrize("recon", [
+    Reconstruction("occnet", mesh=trimesh.Trimesh([[0, 0, 0], [1, 0, 0], [2, 0, 0]], [[0, 1, 2]])),  # zero area
+    Reconstruction("occnet", mesh=trimesh.Trimesh([[np.nan, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 1, 2]])),
+    Reconstruction("occnet", points=np.full((10, 3), np.nan)),
+])
+def test_degenerate_predictions_get_penalties(recon):
+    points, normals = sphere_points(GT_RADIUS, 2000, seed=0)
+    occupancy = {"points": points, "occupancies": np.ones(len(points), bool), "loc": LOC, "scale": OCC_SCALE}
+    truth = ShapeGroundTruth(pointcloud={"points": points, "normals": normals, "loc": LOC, "scale": OCC_SCALE},
+                             occupancy=occupancy, surface=points)
+    values, skipped = score_shape(recon, truth, ScoringSettings(occnet_points=2000), list(METRIC_GROUPS))
+    assert values["chamfer_l1_occnet"] == pytest.approx(math.sqrt(3))
+    assert values["chamfer_deepsdf"] == values["chamfer_capnet"] == pytest.approx(6.0)
+    assert values["fscore_1pct"] == 0.0
+    if recon.mesh is not None:
+        assert values["iou"] == 0.0 and values["normal_consistency"] == -1.0
+    else:
+        assert set(skipped) == {"iou"} and "normal_consistency" not in values

@@ -88,6 +88,14 @@ class OccnetLayoutDataset(ShapeDataset):
     def view_dir(self, index: int) -> Path:
         return self.shape_dir(index) / self.img_folder
 
+    def required_paths(self, index: int) -> list[Path]:
+        """Files shape ``index`` must have (checked to exist even when validation is off)."""
+        raise NotImplementedError
+
+    def check(self, index: int) -> Any:
+        """Read every file shape ``index`` needs, raising ShapelabError for a bad one."""
+        raise NotImplementedError
+
 
 class ShapeDataModule(pl.LightningDataModule):
     """Shared DataModule wiring; subclasses implement ``make_dataset(split_key, train) -> ShapeDataset``.
@@ -206,6 +214,41 @@ class ShapeDataModule(pl.LightningDataModule):
             pin_memory=torch.cuda.is_available(),
             **kwargs,
         )
+
+
+class OccnetLayoutDataModule(ShapeDataModule):
+    """DataModule over OccNet-layout shapes (``<occnet_dir>/<synset>/<id>/``) listed by ``<synset>/<split>.lst``
+    (a split of "*" = every model folder of the category). Subclasses set ``dataset_class`` and return its
+    keyword options from ``dataset_options(train)``.
+
+    Args (beyond ``ShapeDataModule``'s): img_folder: the views' folder in each shape folder.
+    """
+
+    dataset_class: type[OccnetLayoutDataset]
+
+    def __init__(self, *args, img_folder: str = "img_choy2016", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.img_folder = img_folder
+
+    def dataset_options(self, train: bool) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def make_dataset(self, split_key: str, train: bool) -> OccnetLayoutDataset:
+        root, split = self.format_dir("occnet"), self.split_names[split_key]
+        shapes = occnet_shapes(root, split, self.synsets())
+        dataset = self.dataset_class(root, shapes, self.seed, train, self.img_folder, **self.dataset_options(train))
+        require_files(
+            (path for index in range(len(shapes)) for path in dataset.required_paths(index)),
+            f"listed in split {split!r}; run preprocess.py for this dataset or remove the shape from the split",
+        )
+        if self.validate:
+            self.check_consistency(
+                dataset, validate_each(range(len(shapes)), dataset.check, f"checking {split_key} data", self.num_workers)
+            )
+        return dataset
+
+    def check_consistency(self, dataset: OccnetLayoutDataset, checks: list) -> None:
+        """Checks across shapes, given every shape's ``dataset.check`` result (none by default)."""
 
 
 def _existing_dir(path: Path) -> Path | None:

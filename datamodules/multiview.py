@@ -21,16 +21,13 @@ import torch
 from scipy.ndimage import distance_transform_edt
 
 from datamodules.common import (
+    OccnetLayoutDataModule,
     OccnetLayoutDataset,
-    ShapeDataModule,
     farthest_point_sampling,
     image_tensor,
     list_views,
-    occnet_shapes,
     open_image,
-    require_files,
     resize_mask,
-    validate_each,
     white_background_mask,
 )
 from datamodules.formats.occnet import read_cameras, read_pointcloud
@@ -103,6 +100,9 @@ class MultiViewDataset(OccnetLayoutDataset):
             self._points_gt[index] = torch.from_numpy(subset[farthest_point_sampling(subset, self.gt_points)])
         return self._points_gt[index]
 
+    def required_paths(self, index: int) -> list[Path]:
+        return [self.view_dir(index) / "cameras.npz", self.shape_dir(index) / "pointcloud.npz"]
+
     def check(self, index: int) -> None:
         """Read every file item ``index`` needs, raising ShapelabError for a bad or inconsistent one."""
         view_dir = self.view_dir(index)
@@ -121,24 +121,24 @@ class MultiViewDataset(OccnetLayoutDataset):
         read_pointcloud(self.shape_dir(index) / "pointcloud.npz")
 
 
-class MultiViewDataModule(ShapeDataModule):
+class MultiViewDataModule(OccnetLayoutDataModule):
     """Multi-view images + masks + cameras of OccNet-layout data (CAPNet / DRWR); a split of "*" = every
     model folder of the category (e.g. the released ShapeNet renderings without .lst files).
 
-    Args (beyond ``ShapeDataModule``'s):
+    Args (beyond ``OccnetLayoutDataModule``'s):
         num_views: V views per sample (CAPNet: 4).
-        img_folder: view folder name.
         image_size: side of the input image (None keeps the rendering's size).
         mask_size: side of masks/dist; K is scaled to it (CAPNet projects on a 64 x 64 grid).
         white_threshold: derived masks: a pixel is background when all channels are >= this.
         surface_points / gt_points: pointcloud.npz subset and its FPS reduction (CAPNet eval: 16384 -> 1024).
     """
 
+    dataset_class = MultiViewDataset
+
     def __init__(
         self,
         *args,
         num_views: int = 4,
-        img_folder: str = "img_choy2016",
         image_size: int | None = 64,
         mask_size: int = 64,
         white_threshold: int = 240,
@@ -149,21 +149,9 @@ class MultiViewDataModule(ShapeDataModule):
         super().__init__(*args, **kwargs)
         if num_views < 1:
             raise ShapelabError(f"data.num_views={num_views}: need at least 1 view; fix the data config")
-        self.num_views, self.img_folder, self.image_size, self.mask_size = num_views, img_folder, image_size, mask_size
-        self.white_threshold, self.surface_points, self.gt_points = white_threshold, surface_points, gt_points
+        self.num_views = num_views
+        self.options = {"num_views": num_views, "image_size": image_size, "mask_size": mask_size,
+                        "white_threshold": white_threshold, "surface_points": surface_points, "gt_points": gt_points}
 
-    def make_dataset(self, split_key: str, train: bool) -> MultiViewDataset:
-        shapes = occnet_shapes(self.format_dir("occnet"), self.split_names[split_key], self.synsets())
-        dataset = MultiViewDataset(
-            self.format_dir("occnet"), shapes, self.seed, train, self.img_folder, num_views=self.num_views,
-            image_size=self.image_size, mask_size=self.mask_size, white_threshold=self.white_threshold,
-            surface_points=self.surface_points, gt_points=self.gt_points,
-        )
-        require_files(
-            (path for i in range(len(shapes))
-             for path in (dataset.view_dir(i) / "cameras.npz", dataset.shape_dir(i) / "pointcloud.npz")),
-            f"listed in split {self.split_names[split_key]!r}; run preprocess.py or remove the shape from the split",
-        )
-        if self.validate:
-            validate_each(range(len(shapes)), dataset.check, f"checking {split_key} views", self.num_workers)
-        return dataset
+    def dataset_options(self, train: bool) -> dict:
+        return self.options

@@ -12,18 +12,17 @@ noise of std ``input_noise`` (0.005).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
 from datamodules.common import (
+    OccnetLayoutDataModule,
     OccnetLayoutDataset,
-    ShapeDataModule,
     image_tensor,
     list_views,
-    occnet_shapes,
     open_image,
-    require_files,
-    validate_each,
 )
 from datamodules.formats.occnet import read_pointcloud, read_points, read_voxels
 from shapelab.errors import ShapelabError
@@ -76,6 +75,9 @@ class OccupancyDataset(OccnetLayoutDataset):
             )
         return torch.from_numpy(read_voxels(shape_dir / "voxels.npz").astype(np.float32))
 
+    def required_paths(self, index: int) -> list[Path]:
+        return [self.shape_dir(index) / "points.npz"]
+
     def check(self, index: int) -> int:
         """Read every file item ``index`` needs (raising ShapelabError for a bad one); returns the number
         of points in points.npz."""
@@ -91,18 +93,20 @@ class OccupancyDataset(OccnetLayoutDataset):
         return count
 
 
-class OccupancyDataModule(ShapeDataModule):
+class OccupancyDataModule(OccnetLayoutDataModule):
     """OccNet-format data under ``<occnet_dir>/<synset>/<id>/`` listed by ``<synset>/<split>.lst``
     (a split of "*" = every model folder of the category).
 
-    Args (beyond ``ShapeDataModule``'s):
+    Args (beyond ``OccnetLayoutDataModule``'s):
         input_type: "image" | "pointcloud" | "voxels" (the encoder's input).
         train_points: occupancy points per shape in training (OccNet: 2048).
         eval_points: points per shape in val/test; None = all of points.npz (for IoU, as OccNet).
         points_noise: std of the noise added to the float16 points (OccNet: 1e-4); 0 to disable.
-        img_folder / img_size: view folder and the side images are resized to (OccNet: 224; None keeps 137).
+        img_size: side images are resized to (OccNet: 224; None keeps 137).
         input_points / input_noise: point-cloud input size and noise std (OccNet: 300, 0.005).
     """
+
+    dataset_class = OccupancyDataset
 
     def __init__(
         self,
@@ -111,7 +115,6 @@ class OccupancyDataModule(ShapeDataModule):
         train_points: int = 2048,
         eval_points: int | None = None,
         points_noise: float = 1e-4,
-        img_folder: str = "img_choy2016",
         img_size: int | None = 224,
         input_points: int = 300,
         input_noise: float = 0.005,
@@ -121,28 +124,16 @@ class OccupancyDataModule(ShapeDataModule):
         if input_type not in INPUT_TYPES:
             raise ShapelabError(f"data.input_type={input_type!r} is not one of {INPUT_TYPES}; fix the data config")
         self.input_type, self.train_points, self.eval_points = input_type, train_points, eval_points
-        self.points_noise, self.img_folder, self.img_size = points_noise, img_folder, img_size
-        self.input_points, self.input_noise = input_points, input_noise
+        self.options = {"input_type": input_type, "points_noise": points_noise, "img_size": img_size,
+                        "input_points": input_points, "input_noise": input_noise}
 
-    def make_dataset(self, split_key: str, train: bool) -> OccupancyDataset:
-        root = self.format_dir("occnet")
-        shapes = occnet_shapes(root, self.split_names[split_key], self.synsets())
-        dataset = OccupancyDataset(
-            root, shapes, self.seed, train, self.img_folder, input_type=self.input_type,
-            num_points=self.train_points if train else self.eval_points, points_noise=self.points_noise,
-            img_size=self.img_size, input_points=self.input_points, input_noise=self.input_noise,
-        )
-        split = self.split_names[split_key]
-        require_files(
-            (dataset.shape_dir(i) / "points.npz" for i in range(len(shapes))),
-            f"listed in split {split!r}; OccNet training needs points.npz (occupancies): run preprocess.py "
-            "for this dataset or remove the shape from the split",
-        )
-        if self.validate:
-            counts = validate_each(range(len(shapes)), dataset.check, f"checking {split_key} OccNet data", self.num_workers)
-            if dataset.num_points is None and len(set(counts)) > 1:
-                raise ShapelabError(
-                    f"{root}: points.npz files of split {split!r} hold different point counts {sorted(set(counts))}, "
-                    f"so they cannot be batched whole; set data.eval_points"
-                )
-        return dataset
+    def dataset_options(self, train: bool) -> dict:
+        return {**self.options, "num_points": self.train_points if train else self.eval_points}
+
+    def check_consistency(self, dataset: OccupancyDataset, checks: list[int]) -> None:
+        """Whole points.npz files (eval_points None) batch only when they hold equal point counts."""
+        if dataset.num_points is None and len(set(checks)) > 1:
+            raise ShapelabError(
+                f"{dataset.root}: points.npz files hold different point counts {sorted(set(checks))}, "
+                "so they cannot be batched whole; set data.eval_points"
+            )

@@ -1,0 +1,324 @@
+"""MeshSDF fine-tuning stage (Remelli et al. 2020): refine DeepSDF latents through a differentiable iso-surface.
+
+Per target shape: (1) the plain DeepSDF answer from the observation (latent fitted with the decoder
+frozen, `models.latent_optimisation.fit_latents`); (2) MeshSDF refinement of that latent (optionally
+also the decoder): each iteration extracts the mesh (marching cubes, `geometry.isosurface.SurfaceTracker`),
+makes its vertices differentiable (dL/ds = -(dL/dv)·n) and steps on a mesh loss (`losses.meshsdf`):
+surface Chamfer to a target point cloud ("pointcloud" task) or silhouette L1 against masks seen by
+known cameras ("silhouette" task). Both answers are scored the same way (`shape_metrics`).
+
+The plain DeepSDF answer from silhouettes fits the latent to pseudo-SDF samples of the visual hull
+(points seen outside a mask are outside, +clamp; points inside every mask are taken as inside, -clamp).
+
+Launched by train.py with ``stage=meshsdf`` (conf/stage/meshsdf.yaml): train.py instantiates
+`MeshSDFStage` and calls ``stage(cfg, datamodule)`` with the SDF datamodule of the run.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+import trimesh
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from tqdm.auto import tqdm
+
+from datamodules.formats.deepsdf import read_normalization, read_surface_samples
+from geometry.extraction import extract_mesh
+from geometry.inside import occupancy
+from geometry.isosurface import SurfaceTracker, differentiable_vertices
+from geometry.sampling import sample_surface
+from losses.meshsdf import MeshSDFLoss
+from metrics.chamfer import chamfer_deepsdf
+from metrics.iou import mesh_iou
+from models.latent_optimisation import LatentFitSchedule, fit_latents
+from renderers.cameras import look_at_origin, project
+from shapelab.errors import ShapelabError
+
+log = logging.getLogger("shapelab.meshsdf")
+TASKS = ("pointcloud", "silhouette")
+
+
+# -- checkpoint ---------------------------------------------------------------------------------------
+def load_deepsdf_checkpoint(ckpt_path: str | Path, decoder_cfg: DictConfig | None = None) -> tuple[nn.Module, torch.Tensor]:
+    """(decoder, training latents (num_shapes, L)) of a DeepSDF checkpoint written by train.py.
+
+    The decoder is built from the run's saved config (``<run>/.hydra/config.yaml``, ``model.decoder``),
+    or from ``decoder_cfg`` when the checkpoint is not inside a run directory.
+    """
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise ShapelabError(f"stage.checkpoint: {path} does not exist; give a DeepSDF run's checkpoints/last.ckpt")
+    saved = path.parent.parent / ".hydra" / "config.yaml"
+    if saved.is_file():
+        decoder_cfg = OmegaConf.load(saved).model.get("decoder")
+    if decoder_cfg is None:
+        raise ShapelabError(f"{path}: no {saved} to build the decoder from; set model.decoder to the run's decoder")
+    decoder = hydra.utils.instantiate(decoder_cfg)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        decoder.load_state_dict({k[len("decoder."):]: v for k, v in state.items() if k.startswith("decoder.")})
+        latents = state["latents.weight"]
+    except (KeyError, RuntimeError, TypeError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise ShapelabError(f"{path}: not a DeepSDF checkpoint matching its config ({reason}); "
+                            "give the checkpoint of a model=deepsdf run") from None
+    return decoder, latents
+
+
+# -- targets and observations ------------------------------------------------------------------------
+@dataclass
+class ShapeTarget:
+    """A ground-truth shape in the deepsdf frame: its mesh (silhouettes, IoU) and surface samples (Chamfer)."""
+
+    name: str
+    mesh: trimesh.Trimesh
+    surface_points: np.ndarray
+
+
+def ring_cameras(num_views: int, image_size: int, distance: float = 2.5, elevation_deg: float = 25.0):
+    """K (V, 3, 3), Rt (V, 3, 4) float32: cameras on a ring looking at the origin; the unit sphere fills the image."""
+    elevation = np.deg2rad(elevation_deg)
+    Rts = []
+    for azimuth in np.linspace(0.0, 2 * np.pi, num_views, endpoint=False):
+        position = distance * np.array([np.cos(elevation) * np.cos(azimuth), np.sin(elevation),
+                                        np.cos(elevation) * np.sin(azimuth)])
+        Rts.append(look_at_origin(position))
+    focal = 0.5 * image_size / np.tan(np.arcsin(1.0 / distance) * 1.05)
+    K = np.array([[focal, 0.0, image_size / 2], [0.0, focal, image_size / 2], [0.0, 0.0, 1.0]])
+    return torch.tensor(np.repeat(K[None], num_views, 0), dtype=torch.float32), torch.tensor(np.stack(Rts), dtype=torch.float32)
+
+
+def render_masks(mesh: trimesh.Trimesh, K: torch.Tensor, Rt: torch.Tensor, image_size: int) -> torch.Tensor:
+    """Hard silhouettes (V, H, W) float {0, 1}: a ray through each pixel centre hits the mesh (embree)."""
+    v, u = np.meshgrid(np.arange(image_size) + 0.5, np.arange(image_size) + 0.5, indexing="ij")
+    pixels = np.stack([u.ravel(), v.ravel(), np.ones(u.size)], axis=1)
+    masks = []
+    for k, rt in zip(K.double().numpy(), Rt.double().numpy()):
+        rotation, translation = rt[:, :3], rt[:, 3]
+        directions = pixels @ np.linalg.inv(k).T @ rotation  # camera rays in world coordinates
+        origins = np.repeat((-rotation.T @ translation)[None], len(directions), 0)
+        hit = mesh.ray.intersects_any(origins, directions) if len(mesh.faces) else np.zeros(len(directions), bool)
+        masks.append(hit.reshape(image_size, image_size))
+    return torch.tensor(np.stack(masks), dtype=torch.float32)
+
+
+def visual_hull_sdf_samples(masks: torch.Tensor, K: torch.Tensor, Rt: torch.Tensor, count: int, clamp: float,
+                            generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pseudo-SDF samples (count, 3), (count,) from silhouettes: uniform points in [-1, 1]^3 labelled
+    +clamp when some view sees them outside its mask (or outside the image), else -clamp."""
+    points = torch.rand(count, 3, generator=generator) * 2 - 1
+    pixels = project(points[None], K, Rt).floor().long()  # (V, count, 2)
+    size = masks.shape[-1]
+    in_image = ((pixels >= 0) & (pixels < size)).all(-1)
+    u, v = pixels[..., 0].clamp(0, size - 1), pixels[..., 1].clamp(0, size - 1)
+    seen_inside = in_image & (masks[torch.arange(len(masks))[:, None], v, u] > 0.5)
+    return points, torch.where(seen_inside.all(0), -clamp, clamp)
+
+
+def shape_metrics(mesh: trimesh.Trimesh, target: ShapeTarget, rng: np.random.Generator,
+                  num_samples: int = 30000, num_iou_points: int = 100000) -> dict[str, float]:
+    """``chamfer``: DeepSDF Chamfer (sum of mean squared distances) of ``num_samples`` mesh samples vs the
+    target's surface samples, deepsdf frame, x1e3; ``iou``: volumetric IoU on uniform points in [-1, 1]^3."""
+    points = rng.uniform(-1.0, 1.0, (num_iou_points, 3))
+    iou = mesh_iou(mesh, points, occupancy(target.mesh, points))
+    predicted = sample_surface(mesh, num_samples, rng)[0] if len(mesh.faces) else np.zeros((0, 3))
+    return {"chamfer": 1e3 * chamfer_deepsdf(predicted, target.surface_points), "iou": iou}
+
+
+# -- refinement ---------------------------------------------------------------------------------------
+@dataclass
+class RefineSchedule:
+    """MeshSDF refinement settings: Adam steps on the latent (and optionally the decoder), MC grid,
+    fast re-extraction band (`geometry.isosurface.SurfaceTracker`)."""
+
+    iterations: int = 50
+    lr: float = 5e-3
+    resolution: int = 48
+    band_cells: int = 2
+    refresh_every: int = 10
+    optimise_decoder: bool = False
+    decoder_lr: float = 1e-5
+
+
+def decoder_field(decoder: nn.Module, latent: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """field(points (N, 3)) -> (N,) SDF of ``decoder`` at code ``latent`` (L,)."""
+    return lambda points: decoder(latent[None], points[None].to(latent))[0]
+
+
+def latent_mesh(decoder: nn.Module, latent: torch.Tensor, resolution: int) -> trimesh.Trimesh:
+    """Zero level set of the decoder at ``latent``, deepsdf frame."""
+    return extract_mesh(decoder_field(decoder, latent.detach()), resolution, device=latent.device).mesh
+
+
+def refine_latent(
+    decoder: nn.Module,
+    latent: torch.Tensor,
+    loss: MeshSDFLoss,
+    targets: dict,
+    schedule: RefineSchedule,
+    on_iteration: Callable[[int, trimesh.Trimesh, dict], None] | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, list[dict]]:
+    """Refine ``latent`` (L,) against ``targets`` (see `MeshSDFLoss.forward`); returns the refined code
+    and one record of loss terms per iteration. Stops early when the surface vanishes (empty mesh).
+    ``on_iteration(i, mesh, record)`` sees the mesh the i-th step was computed on."""
+    latent = latent.detach().clone().requires_grad_(True)
+    groups = [{"params": [latent], "lr": schedule.lr}]
+    decoder_params = list(decoder.parameters())
+    previous = [p.requires_grad for p in decoder_params]
+    for p in decoder_params:
+        p.requires_grad_(schedule.optimise_decoder)
+    if schedule.optimise_decoder:
+        groups.append({"params": decoder_params, "lr": schedule.decoder_lr})
+    optimiser = torch.optim.Adam(groups)
+    tracker = SurfaceTracker(schedule.resolution, band_cells=schedule.band_cells,
+                             refresh_every=schedule.refresh_every, device=latent.device)
+    was_training = decoder.training
+    decoder.eval()
+    history = []
+    try:
+        for iteration in range(schedule.iterations):
+            field = decoder_field(decoder, latent)
+            mesh = tracker.extract(field)
+            if len(mesh.faces) == 0:
+                log.warning("meshsdf: the surface vanished at iteration %d; keeping the last code", iteration)
+                break
+            vertices = differentiable_vertices(field, torch.tensor(mesh.vertices, dtype=latent.dtype, device=latent.device))
+            faces = torch.tensor(mesh.faces, device=latent.device)
+            terms = loss(vertices, faces, latent, targets, generator)
+            optimiser.zero_grad()
+            terms["loss"].backward()
+            optimiser.step()
+            history.append({name: float(value.detach()) for name, value in terms.items()})
+            if on_iteration is not None:
+                on_iteration(iteration, mesh, history[-1])
+    finally:
+        decoder.train(was_training)
+        for p, flag in zip(decoder_params, previous):
+            p.requires_grad_(flag)
+    return latent.detach(), history
+
+
+def observation_targets(target: ShapeTarget, task: str, num_points: int, num_views: int, image_size: int,
+                        rng: np.random.Generator) -> dict:
+    """What the method sees: ``points`` (num_points, 3) on the surface, or ``masks`` (V, H, W) + ``K``, ``Rt``."""
+    if task == "pointcloud":
+        chosen = rng.choice(len(target.surface_points), num_points, replace=len(target.surface_points) < num_points)
+        return {"points": torch.tensor(target.surface_points[chosen], dtype=torch.float32)}
+    if task == "silhouette":
+        K, Rt = ring_cameras(num_views, image_size)
+        return {"masks": render_masks(target.mesh, K, Rt, image_size), "K": K, "Rt": Rt}
+    raise ShapelabError(f"stage.task: {task!r} unknown; use one of {TASKS}")
+
+
+def deepsdf_baseline(decoder: nn.Module, targets: dict, schedule: LatentFitSchedule, generator: torch.Generator) -> torch.Tensor:
+    """Plain DeepSDF latent (L,) from the same observation: SDF 0 at the observed points, or visual-hull
+    pseudo-SDF samples from the silhouettes."""
+    if "points" in targets:
+        xyz, sdf = targets["points"], torch.zeros(len(targets["points"]))
+    else:
+        xyz, sdf = visual_hull_sdf_samples(targets["masks"], targets["K"], targets["Rt"], 4 * schedule.num_samples,
+                                           schedule.clamp, generator)
+    return fit_latents(decoder, xyz[None], sdf[None], schedule, generator=generator)[0]
+
+
+# -- the stage ----------------------------------------------------------------------------------------
+class MeshSDFStage:
+    """``stage=meshsdf``: refine a trained DeepSDF's reconstructions of a split's shapes with MeshSDF.
+
+    Args:
+        checkpoint: DeepSDF checkpoint (``<run>/checkpoints/last.ckpt``).
+        task: "pointcloud" (surface Chamfer to ``num_points`` surface samples) or "silhouette"
+            (L1 to ``num_views`` masks of ``image_size`` px from ring cameras).
+        split: data split whose shapes are refined; max_shapes: how many of them (None = all).
+        baseline: latent-fit schedule of the plain DeepSDF answer; refine: `RefineSchedule`;
+        loss: `MeshSDFLoss` (with a silhouette renderer for the silhouette task).
+        log_every: save the mesh (PLY), TensorBoard mesh and silhouette image every n iterations.
+        seed: seed of observations, fits and metrics.
+    """
+
+    def __init__(self, checkpoint: str | None, loss: MeshSDFLoss, baseline: LatentFitSchedule, refine: RefineSchedule,
+                 task: str = "silhouette", split: str = "test", max_shapes: int | None = 4, num_points: int = 2000,
+                 num_views: int = 8, image_size: int = 64, log_every: int = 5, seed: int = 0):
+        if task not in TASKS:
+            raise ShapelabError(f"stage.task: {task!r} unknown; use one of {TASKS}")
+        self.checkpoint, self.loss, self.baseline, self.refine = checkpoint, loss, baseline, refine
+        self.task, self.split, self.max_shapes = task, split, max_shapes
+        self.num_points, self.num_views, self.image_size = num_points, num_views, image_size
+        self.log_every, self.seed = log_every, seed
+
+    def __call__(self, cfg: DictConfig, datamodule) -> dict[str, float]:
+        if not self.checkpoint:
+            raise ShapelabError("stage.checkpoint is not set; give a DeepSDF run's checkpoints/last.ckpt")
+        decoder, _ = load_deepsdf_checkpoint(self.checkpoint, cfg.model.get("decoder"))
+        out_dir = Path(cfg.paths.output_dir) / "meshsdf"
+        targets = load_targets(datamodule, self.split, self.max_shapes)
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(Path(cfg.paths.output_dir) / "tensorboard" / "meshsdf"))
+        try:
+            rows = [self.run_shape(decoder, target, out_dir / target.name, writer)
+                    for target in tqdm(targets, desc="meshsdf")]
+        finally:
+            writer.close()
+        summary = {key: float(np.mean([row[key] for row in rows])) for key in rows[0] if key != "shape"}
+        (out_dir / "results.json").write_text(json.dumps({"mean": summary, "shapes": rows}, indent=2))
+        return {f"meshsdf/{key}": value for key, value in summary.items()}
+
+    def run_shape(self, decoder: nn.Module, target: ShapeTarget, out_dir: Path, writer=None) -> dict:
+        """Before / after metrics of one shape; meshes and silhouettes logged along the way."""
+        rng = np.random.default_rng(self.seed)
+        generator = torch.Generator().manual_seed(self.seed)
+        targets = observation_targets(target, self.task, self.num_points, self.num_views, self.image_size, rng)
+        latent = deepsdf_baseline(decoder, targets, self.baseline, generator)
+        before = latent_mesh(decoder, latent, self.refine.resolution)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        before.export(out_dir / "before.ply")
+        log_view = ring_cameras(1, 128)
+
+        def on_iteration(iteration: int, mesh: trimesh.Trimesh, record: dict) -> None:
+            for name, value in record.items():
+                if writer is not None:
+                    writer.add_scalar(f"meshsdf/{target.name}/{name}", value, iteration)
+            if iteration % self.log_every == 0:
+                mesh.export(out_dir / f"iter_{iteration:04d}.ply")
+                if writer is not None:
+                    pictures = [render_masks(m, *log_view, 128)[0] for m in (mesh, target.mesh)]
+                    writer.add_image(f"meshsdf/{target.name}/silhouette_vs_target", torch.cat(pictures, 1)[None], iteration)
+                    writer.add_mesh(f"meshsdf/{target.name}/mesh", torch.tensor(mesh.vertices, dtype=torch.float32)[None],
+                                    faces=torch.tensor(mesh.faces)[None], global_step=iteration)
+
+        latent, _ = refine_latent(decoder, latent, self.loss, targets, self.refine, on_iteration, generator)
+        after = latent_mesh(decoder, latent, self.refine.resolution)
+        after.export(out_dir / "after.ply")
+        row = {"shape": target.name}
+        for label, mesh in (("before", before), ("after", after)):
+            for key, value in shape_metrics(mesh, target, np.random.default_rng(self.seed)).items():
+                row[f"{key}_{label}"] = value
+        return row
+
+
+def load_targets(datamodule, split: str, max_shapes: int | None) -> list[ShapeTarget]:
+    """Ground truth of a split of an SDF datamodule: raw mesh + SurfaceSamples, in the deepsdf frame."""
+    shapes = datamodule.split_shapes(split)[:max_shapes]
+    root = datamodule.format_dir("deepsdf")
+    name = datamodule.dataset_name
+    targets = []
+    for synset, model_id in shapes:
+        raw = datamodule.dataset_root / "raw" / synset / model_id / "models" / "model_normalized.obj"
+        if not raw.is_file():
+            raise ShapelabError(f"{raw}: missing; the meshsdf stage needs the raw meshes of the {split} split "
+                                "(ShapeNetCore v2 layout under <data_dir>/<name>/raw)")
+        offset, scale = read_normalization(root / "NormalizationParameters" / name / synset / f"{model_id}.npz")
+        surface = read_surface_samples(root / "SurfaceSamples" / name / synset / f"{model_id}.ply")
+        mesh = trimesh.load(raw, force="mesh", process=False)
+        mesh = trimesh.Trimesh((mesh.vertices + offset) * scale, mesh.faces, process=False)
+        targets.append(ShapeTarget(f"{synset}_{model_id}", mesh, (surface + offset) * scale))
+    return targets

@@ -7,7 +7,9 @@ Per shape ``<synset>/<id>/``:
 - ``voxels.npz``: ``occ`` np.packbits of a (R, R, R) bool grid (C order, axes x, y, z, cells covering the unit
   cube [-0.5, 0.5]^3 of the normalised frame: cell (i, j, k) is centred at -0.5 + (i + 0.5) / R, ...) and
   ``resolution`` (int).
-- ``img_choy2016/cameras.npz``: ``camera_mat_i`` (3, 3), ``world_mat_i`` (3, 4), see renderers/cameras.py.
+- ``img_choy2016/cameras.npz``: ``camera_mat_i`` (3, 3), ``world_mat_i`` (3, 4), see renderers/cameras.py;
+  ``img_choy2016/NNN.jpg`` RGB views; our additions ``mask/NNN.png`` (0 / 255) and ``depth/NNN.npz``
+  (``depth`` float32 (H, W), camera-space z in original units, inf = background).
 Per synset ``{train,val,test}.lst`` (one id per line); per dataset ``metadata.yaml`` ``{synset: {id, name}}``.
 loc/scale are written as float32 (the released files use float16; both read).
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from PIL import Image
 
 from datamodules.formats.validation import (
     atomic_write,
@@ -184,3 +187,23 @@ def read_cameras(path: str | Path) -> list[tuple[np.ndarray, np.ndarray]]:
         except ShapelabError as err:
             raise fail(path, str(err)) from None
     return cameras
+
+
+def write_view(folder: str | Path, index: int, rgb: np.ndarray, mask: np.ndarray, depth: np.ndarray) -> None:
+    """Write view ``index`` into an ``img_choy2016`` folder: ``NNN.jpg``, ``mask/NNN.png``, ``depth/NNN.npz``."""
+    folder, stem = Path(folder), f"{index:03d}"
+    atomic_write(
+        folder / "mask" / f"{stem}.png",
+        lambda tmp: Image.fromarray(255 * mask.astype(np.uint8)).save(tmp, "PNG"),
+    )
+    save_npz(folder / "depth" / f"{stem}.npz", compressed=True, depth=np.asarray(depth, dtype=np.float32))
+    atomic_write(folder / f"{stem}.jpg", lambda tmp: Image.fromarray(rgb).save(tmp, "JPEG", quality=95))
+
+
+def read_depth(path: str | Path) -> np.ndarray:
+    """Read ``depth/NNN.npz`` -> (H, W) float32 depth (inf = background; NaN is an error)."""
+    depth = load_npz(path, ("depth",))["depth"]
+    check_array(path, "depth", depth, (None, None), finite=False)
+    if np.isnan(depth).any():
+        raise fail(path, "'depth' contains NaN values")
+    return depth.astype(np.float32)

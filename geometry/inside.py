@@ -1,0 +1,134 @@
+"""Inside/outside and signed distance of query points w.r.t. a triangle mesh, robust to real ShapeNet meshes.
+
+Two methods, picked per mesh by :func:`occupancy` (``method="auto"``):
+
+- ``"winding"`` (closed meshes: watertight and consistently wound): generalized winding number
+  (Jacobson et al. 2013) through ``igl.fast_winding_number``, inside where ``|w| > 0.5``. Exact for closed
+  meshes, tolerant of inverted orientation. ~0.05-0.1 s per 100k points.
+- ``"visibility"`` (everything else): space carving from the outside, the idea behind OccNet's TSDF fusion
+  and DeepSDF's virtual cameras. A point is *outside* when at least ``min_escaping_rays`` of
+  ``num_directions`` rays cast from it (fixed Fibonacci-sphere directions, embree) leave the mesh without a
+  hit, i.e. the point is seen from far away. Internal faces, self-intersecting parts and flipped or
+  inconsistent normals do not matter (only hit / no hit is used); a tiny hole lets through too few rays to
+  carve (``min_escaping_rays=2``), while a real opening (a cup, an open box) is seen into and stays empty,
+  as in the original pipelines. Points within ``shell_half_thickness`` of the surface are inside, so an open
+  thin sheet (a chair seat modelled as one sheet) becomes a thin solid, as TSDF fusion at 256^3 does
+  (default half thickness 1/200 of the longest bounding-box side, ~ one 256^3 voxel). Rays are cast in
+  batches of 8 directions and points already seen stop early, so cost falls with the share of outside points.
+
+Why not winding numbers everywhere: on open sheets they give zero volume and on ShapeNet's flipped or
+inconsistently wound faces they give wrong signs. Why not parity ray tests (trimesh ``contains``): internal
+faces and holes flip the parity.
+Distances come from ``igl.signed_distance`` (AABB tree, exact point-to-triangle) with unsigned type: exact
+and faster here than a KD-tree on dense surface samples (see the report / bench numbers).
+"""
+
+from __future__ import annotations
+
+import igl
+import numpy as np
+import trimesh
+
+DIRECTION_BATCH = 8
+
+
+def fibonacci_directions(count: int) -> np.ndarray:
+    """(count, 3) unit vectors spread evenly over the sphere (Fibonacci lattice), deterministic."""
+    index = np.arange(count) + 0.5
+    z = 1.0 - 2.0 * index / count
+    radius = np.sqrt(1.0 - z**2)
+    angle = np.pi * (1.0 + 5.0**0.5) * index
+    # a small fixed tilt keeps rays off the axis-aligned planes of box-like CAD meshes (edge hits)
+    tilt = trimesh.transformations.rotation_matrix(0.3, [1.0, 2.0, 3.0])[:3, :3]
+    return np.stack([radius * np.cos(angle), radius * np.sin(angle), z], axis=1) @ tilt.T
+
+
+def is_closed(mesh: trimesh.Trimesh) -> bool:
+    """True when the winding number is exact: watertight and consistently wound."""
+    return bool(mesh.is_watertight and mesh.is_winding_consistent)
+
+
+def winding_occupancy(mesh: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
+    """(N,) bool, inside where |generalized winding number| > 0.5 (exact for closed meshes)."""
+    winding = igl.fast_winding_number(
+        np.ascontiguousarray(mesh.vertices, dtype=np.float64),
+        np.ascontiguousarray(mesh.faces, dtype=np.int64),
+        np.ascontiguousarray(points, dtype=np.float64),
+    )
+    return np.abs(winding) > 0.5
+
+
+def unsigned_distance(mesh: trimesh.Trimesh, points: np.ndarray, upper_bound: float = np.inf) -> np.ndarray:
+    """(N,) exact distance from each point to the nearest triangle (AABB tree); values beyond
+    ``upper_bound`` are only guaranteed to be >= ``upper_bound``."""
+    distance, _, _, _ = igl.signed_distance(
+        np.ascontiguousarray(points, dtype=np.float64),
+        np.ascontiguousarray(mesh.vertices, dtype=np.float64),
+        np.ascontiguousarray(mesh.faces, dtype=np.int64),
+        sign_type=igl.SIGNED_DISTANCE_TYPE_UNSIGNED,
+        upper_bound=upper_bound,
+    )
+    return np.abs(distance)
+
+
+def default_shell_half_thickness(mesh: trimesh.Trimesh) -> float:
+    """1/200 of the longest side of the mesh's bounding box."""
+    return float(np.ptp(mesh.bounds, axis=0).max()) / 200.0
+
+
+def visibility_occupancy(
+    mesh: trimesh.Trimesh,
+    points: np.ndarray,
+    num_directions: int = 32,
+    min_escaping_rays: int = 2,
+    shell_half_thickness: float | None = None,
+) -> np.ndarray:
+    """(N,) bool by space carving (module docstring): inside unless >= ``min_escaping_rays`` of
+    ``num_directions`` rays escape, or within ``shell_half_thickness`` of the surface."""
+    points = np.asarray(points, dtype=np.float64)
+    escapes = np.zeros(len(points), dtype=np.int64)
+    undecided = np.arange(len(points))
+    directions = fibonacci_directions(num_directions)
+    for start in range(0, num_directions, DIRECTION_BATCH):
+        batch = directions[start : start + DIRECTION_BATCH]
+        origins = np.repeat(points[undecided], len(batch), axis=0)
+        rays = np.tile(batch, (len(undecided), 1))
+        hit = mesh.ray.intersects_any(origins, rays).reshape(len(undecided), len(batch))
+        escapes[undecided] += (~hit).sum(axis=1)
+        undecided = undecided[escapes[undecided] < min_escaping_rays]
+        if len(undecided) == 0:
+            break
+    inside = escapes < min_escaping_rays
+    if shell_half_thickness is None:
+        shell_half_thickness = default_shell_half_thickness(mesh)
+    if shell_half_thickness > 0 and (~inside).any():
+        outside = np.flatnonzero(~inside)
+        near = (
+            unsigned_distance(mesh, points[outside], upper_bound=shell_half_thickness) < shell_half_thickness
+        )
+        inside[outside[near]] = True
+    return inside
+
+
+def occupancy(
+    mesh: trimesh.Trimesh, points: np.ndarray, method: str = "auto", **visibility_options
+) -> np.ndarray:
+    """(N,) bool occupancy of points (N, 3) (same frame as the mesh). ``method``: "auto" (winding for closed
+    meshes, else visibility), "winding" or "visibility"; ``visibility_options`` go to visibility_occupancy."""
+    if method == "auto":
+        method = "winding" if is_closed(mesh) else "visibility"
+    if method == "winding":
+        return winding_occupancy(mesh, points)
+    if method == "visibility":
+        return visibility_occupancy(mesh, points, **visibility_options)
+    raise ValueError(f"unknown inside method {method!r}; use 'auto', 'winding' or 'visibility'")
+
+
+def signed_distance(
+    mesh: trimesh.Trimesh, points: np.ndarray, method: str = "auto", **visibility_options
+) -> np.ndarray:
+    """(N,) float32 signed distance, negative inside (DeepSDF convention): exact unsigned distance to the
+    triangles with the sign of :func:`occupancy`."""
+    distance = unsigned_distance(mesh, points)
+    inside = occupancy(mesh, points, method=method, **visibility_options)
+    return np.where(inside, -distance, distance).astype(np.float32)

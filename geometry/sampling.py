@@ -1,0 +1,53 @@
+"""Point sampling for the standard training formats (DeepSDF SdfSamples, OccNet points/pointcloud/voxels)."""
+
+from __future__ import annotations
+
+import numpy as np
+import trimesh
+
+DEEPSDF_VARIANCES = (0.005, 0.0005)  # near-surface perturbation variances (DeepSDF PreprocessMesh.cpp)
+DEEPSDF_UNIFORM_FRACTION = 3 / 50  # share of samples uniform in [-1, 1]^3
+OCCNET_BOX_SIZE = 1.1  # unit cube + padding 0.1
+
+
+def sample_surface(
+    mesh: trimesh.Trimesh, count: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Area-weighted surface samples -> (points (count, 3), unit face normals (count, 3)), float64."""
+    points, faces = trimesh.sample.sample_surface(mesh, count, seed=rng)
+    return np.asarray(points), np.asarray(mesh.face_normals[faces])
+
+
+def deepsdf_query_points(surface_points: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """(count, 3) DeepSDF sample locations in the unit-sphere frame: 47/50 are surface points perturbed with
+    N(0, 0.005) and N(0, 0.0005) (variances; one of each per drawn surface point), 3/50 uniform in [-1, 1]^3."""
+    num_uniform = round(count * DEEPSDF_UNIFORM_FRACTION)
+    num_near = count - num_uniform
+    chosen = surface_points[rng.integers(0, len(surface_points), num_near)]
+    std = np.sqrt(np.where(np.arange(num_near) % 2 == 0, DEEPSDF_VARIANCES[0], DEEPSDF_VARIANCES[1]))
+    near = chosen + rng.normal(size=(num_near, 3)) * std[:, None]
+    return np.concatenate([near, rng.uniform(-1.0, 1.0, size=(num_uniform, 3))])
+
+
+def uniform_cube_points(
+    count: int, rng: np.random.Generator, box_size: float = OCCNET_BOX_SIZE
+) -> np.ndarray:
+    """(count, 3) points uniform in the centred cube of side ``box_size`` (OccNet points.npz)."""
+    return box_size * (rng.random((count, 3)) - 0.5)
+
+
+def voxel_centres(resolution: int) -> np.ndarray:
+    """(R^3, 3) centres of the R^3 cells tiling [-0.5, 0.5]^3, C order over (x, y, z)."""
+    axis = -0.5 + (np.arange(resolution) + 0.5) / resolution
+    return np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
+
+
+def voxelize(inside_centres: np.ndarray, surface_points: np.ndarray, resolution: int) -> np.ndarray:
+    """(R, R, R) bool solid voxels, like binvox's: a cell is filled when its centre is inside
+    (``inside_centres`` (R^3,) from :func:`voxel_centres`) or when a surface sample (unit-cube frame) falls
+    in it, so thin parts thinner than a cell survive."""
+    grid = np.asarray(inside_centres, dtype=bool).reshape(resolution, resolution, resolution).copy()
+    cells = np.floor((surface_points + 0.5) * resolution).astype(np.int64)
+    cells = cells[((cells >= 0) & (cells < resolution)).all(axis=1)]
+    grid[cells[:, 0], cells[:, 1], cells[:, 2]] = True
+    return grid

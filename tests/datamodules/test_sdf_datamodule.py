@@ -183,3 +183,13 @@ def test_configs_instantiate_the_sdf_datamodule(compose_cfg, deepsdf_data, tmp_p
                                  "data.train_split=/x/sv2_chairs_train.json", "data.test_split=test"])
     datamodule = hydra.utils.instantiate(real.data)
     assert datamodule.deepsdf_root is None and datamodule.split_file("test").name == "ShapeNetV2_test.json"
+
+
+def test_without_validation_only_existence_is_checked_and_bad_files_still_fail_clearly(deepsdf_data):
+    path = sample_file(deepsdf_data, "s1", "b")
+    corrupt(path)
+    datamodule = make(deepsdf_data, validate=False)
+    datamodule.setup("fit")  # no read at setup
+    with pytest.raises(ShapelabError, match="npz") as error:
+        datamodule.dataset("train")[1]
+    assert str(path) in str(error.value)

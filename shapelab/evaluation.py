@@ -192,7 +192,7 @@ def _previews(results: ResultsFile, truth_source: GroundTruthSource, out_dir: Pa
             recon.mesh.sample(PREVIEW_POINTS) if len(recon.mesh.faces) else np.zeros((0, 3)))
         rng = np.random.default_rng(0)
         gt = gt[rng.choice(len(gt), min(len(gt), PREVIEW_POINTS), replace=False)] if gt is not None else np.zeros((0, 3))
-        pairs.setdefault(row["category"], []).append((row["model_id"], gt, np.asarray(pred)))
+        pairs.setdefault(row["category"], []).append((row["model_id"], gt, np.asarray(pred), recon.mesh))
     return pairs
 
 
@@ -219,7 +219,7 @@ def _finish(results, columns, truth_source, cfg, out_dir: Path, loggers, source:
     reports.write_markdown_table(out_dir / "metrics.md", summary, columns)
     pairs = _previews(results, truth_source, out_dir, cfg.contact_sheet_shapes) if cfg.contact_sheet_shapes else {}
     sheet = reports.contact_sheet(out_dir / "contact_sheet.png", pairs)
-    previews = {f"{category}_{model_id}": pred for category, items in pairs.items() for model_id, _, pred in items}
+    previews = {f"{category}_{model_id}": pred for category, items in pairs.items() for model_id, _, pred, _ in items}
     reports.log_to_dashboards(loggers, cfg.split, summary, rows, results.columns, sheet, previews)
     reports.print_table(summary, columns, out_dir)
     for group, reason in skipped.items():

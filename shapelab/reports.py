@@ -6,12 +6,14 @@ import math
 from pathlib import Path
 
 import numpy as np
+import trimesh
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 from rich.console import Console
 from rich.table import Table
 
 from metrics.chamfer import normalise_capnet
+from renderers.thumbnail import render_mesh_thumbnail
 from shapelab.scoring import MetricInfo
 
 TABLE_COLUMNS = {
@@ -66,32 +68,45 @@ def print_table(summary: dict, columns: dict[str, MetricInfo], out_dir: Path) ->
     console.print(f"results: {out_dir} (per_shape.csv, metrics.md, summary.json, contact_sheet.png, reconstructions/)")
 
 
-def _thumbnail(ax, points: np.ndarray, title: str) -> None:
+def _point_thumbnail(ax, points: np.ndarray, title: str) -> None:
     ax.set_axis_off()
     ax.set_title(title, fontsize=6)
     if len(points) == 0:
         ax.text2D(0.5, 0.5, "empty", ha="center", transform=ax.transAxes)
         return
     points = normalise_capnet(points)
-    ax.scatter(points[:, 0], points[:, 2], points[:, 1], s=1.5, c=points[:, 2], cmap="viridis", depthshade=False)
+    # plot axes (x, -z, y): y up, a proper rotation; the view matches render_mesh_thumbnail's default
+    # camera direction (1, 0.8, 1.2), so point and mesh thumbnails show the same side
+    ax.scatter(points[:, 0], -points[:, 2], points[:, 1], s=1.5, c=points[:, 1], cmap="viridis", depthshade=False)
     ax.set_xlim(-0.5, 0.5), ax.set_ylim(-0.5, 0.5), ax.set_zlim(-0.5, 0.5)
-    ax.view_init(elev=20, azim=-60)
+    ax.view_init(elev=27, azim=-50)
 
 
-def contact_sheet(path: Path, pairs_by_category: dict[str, list[tuple[str, np.ndarray, np.ndarray]]]) -> Path | None:
-    """One row per category, one (ground truth, prediction) pair of point thumbnails per shape.
+def _mesh_thumbnail(ax, mesh: trimesh.Trimesh, title: str) -> None:
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=6)
+    ax.imshow(render_mesh_thumbnail(mesh, size=160))
 
-    ``pairs_by_category[category] = [(model_id, gt_points (N,3), pred_points (M,3)), ...]``; each cloud is
-    shown in its own bounding cube (scatter plot, matplotlib Agg: no OpenGL).
+
+def contact_sheet(path: Path, pairs_by_category: dict[str, list[tuple]]) -> Path | None:
+    """One row per category, one (ground truth, prediction) pair of thumbnails per shape.
+
+    ``pairs_by_category[category] = [(model_id, gt_points (N,3), pred_points (M,3), pred_mesh | None), ...]``.
+    Point clouds are scatter plots, each in its own bounding cube (matplotlib, no OpenGL); a predicted
+    mesh is ray cast and shaded (renderers/thumbnail.py, embree).
     """
     if not pairs_by_category:
         return None
     rows, cols = len(pairs_by_category), 2 * max(len(pairs) for pairs in pairs_by_category.values())
     fig = Figure(figsize=(1.6 * cols, 1.7 * rows), dpi=100)  # no pyplot: no GUI backend, no global state
     for r, (category, pairs) in enumerate(pairs_by_category.items()):
-        for c, (model_id, gt, pred) in enumerate(pairs):
-            _thumbnail(fig.add_subplot(rows, cols, r * cols + 2 * c + 1, projection="3d"), gt, f"{category} GT\n{model_id[:12]}")
-            _thumbnail(fig.add_subplot(rows, cols, r * cols + 2 * c + 2, projection="3d"), pred, "prediction")
+        for c, (model_id, gt, pred, mesh) in enumerate(pairs):
+            title = f"{category} GT\n{model_id[:12]}"
+            _point_thumbnail(fig.add_subplot(rows, cols, r * cols + 2 * c + 1, projection="3d"), gt, title)
+            if mesh is not None and len(mesh.faces):
+                _mesh_thumbnail(fig.add_subplot(rows, cols, r * cols + 2 * c + 2), mesh, "prediction")
+            else:
+                _point_thumbnail(fig.add_subplot(rows, cols, r * cols + 2 * c + 2, projection="3d"), pred, "prediction")
     fig.tight_layout()
     fig.savefig(path)
     return Path(path)

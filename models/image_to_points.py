@@ -1,0 +1,138 @@
+"""Single image -> point cloud (CAPNet, DRWR, or a 3D-supervised baseline), one LightningModule.
+
+The supervision is a swappable pair from config: ``loss=capnet_projection renderer=gaussian_projection``
+(CAPNet), ``loss=drwr renderer=point_projection`` (DRWR) or ``loss=chamfer3d`` (no renderer).
+The module only wires encoder -> decoder -> renderer -> loss; the math lives in renderers/ and losses/.
+Points are predicted in the occnet frame (unit cube).
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+from torch import nn
+
+from metrics.chamfer import chamfer_capnet
+from models.base import Reconstruction, ShapeModel
+from renderers.point_projection import project_points
+from shapelab.errors import ShapelabError
+
+
+class ImageToPoints(ShapeModel):
+    """Encoder (B,3,H,W)->(B,c) -> PointDecoder -> (B,N,3); trained through ``renderer`` + ``loss``.
+
+    Args:
+        encoder, decoder: networks (``models/networks``); c_dim: their code size (recorded as a hyperparameter).
+        loss: an ``nn.Module`` whose ``forward(points, rendered, batch)`` returns ``{"loss", <terms>}``
+            and whose ``renderer_outputs`` names what it needs from the renderer.
+        renderer: projects points into the batch's views (``forward(points, K, Rt, (H, W)) -> dict``) or None.
+        optimizer, scheduler: partials from config.
+        log_images: log a picture of the first validation shape at each validation.
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, loss: nn.Module, renderer: nn.Module | None = None,
+                 optimizer=None, scheduler=None, log_images: bool = True, c_dim: int | None = None):
+        super().__init__()
+        self.save_hyperparameters(ignore=["encoder", "decoder", "loss", "renderer", "optimizer", "scheduler"])
+        missing = set(getattr(loss, "renderer_outputs", ())) - set(getattr(renderer, "outputs", ()))
+        if missing:
+            raise ShapelabError(
+                f"renderer={type(renderer).__name__ if renderer is not None else 'null'}: loss "
+                f"{type(loss).__name__} needs renderer outputs {sorted(missing)}; use renderer=gaussian_projection "
+                "with loss=capnet_projection and renderer=point_projection with loss=drwr"
+            )
+        self.encoder, self.decoder, self.loss, self.renderer = encoder, decoder, loss, renderer
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.log_images = log_images
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] -> (B, N, 3) points in the occnet frame."""
+        return self.decoder(self.encoder(image))
+
+    def supervision(self, points: torch.Tensor, batch: dict) -> dict[str, torch.Tensor]:
+        rendered = None
+        if self.renderer is not None:
+            rendered = self.renderer(points, batch["K"], batch["Rt"], tuple(batch["masks"].shape[-2:]))
+        return self.loss(points, rendered, batch)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        terms = self.supervision(self(batch["image"]), batch)
+        batch_size = batch["image"].shape[0]
+        for name, value in terms.items():
+            self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=batch_size)
+        return terms["loss"]
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        points = self(batch["image"])
+        batch_size = points.shape[0]
+        for name, value in self.supervision(points, batch).items():
+            self.log(f"val/{name}", value, sync_dist=True, batch_size=batch_size)
+        pred, gt = points.detach().cpu().numpy(), batch["points_gt"].detach().cpu().numpy()
+        chamfer = np.mean([chamfer_capnet(p, g) for p, g in zip(pred, gt)])
+        self.log("val/chamfer_capnet", float(chamfer), sync_dist=True, batch_size=batch_size)
+        if batch_idx == 0 and self.log_images and self.loggers:
+            self.log_picture(batch, points)
+
+    def reconstruct(self, batch: dict) -> list[Reconstruction]:
+        with torch.no_grad():
+            points = self(batch["image"].to(self.device)).cpu().numpy()
+        return [Reconstruction(frame="occnet", points=p) for p in points]
+
+    def configure_optimizers(self):
+        if self.optimizer_factory is None:
+            raise ShapelabError("model.optimizer is null; set it, e.g. model.optimizer._target_=torch.optim.Adam")
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer=optimizer)}
+
+    def log_picture(self, batch: dict, points: torch.Tensor) -> None:
+        """Log the first shape (input | view-0 mask with projected points | 3D scatter) to every image logger."""
+        uv, _ = project_points(points[:1].detach(), batch["K"][:1, :1], batch["Rt"][:1, :1])
+        picture = point_cloud_picture(
+            batch["image"][0].permute(1, 2, 0).cpu().numpy(), batch["masks"][0, 0].cpu().numpy(),
+            uv[0, 0].cpu().numpy(), points[0].detach().cpu().numpy(), batch["points_gt"][0].cpu().numpy(),
+        )
+        log_image_to_loggers(self.loggers, "val/point_cloud", picture, self.global_step)
+
+
+def point_cloud_picture(image: np.ndarray, mask: np.ndarray, uv: np.ndarray, pred: np.ndarray,
+                        gt: np.ndarray) -> np.ndarray:
+    """A (h, w, 3) uint8 picture: input image | mask with projected predicted points | 3D scatter."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig = plt.figure(figsize=(9, 3), dpi=80)
+    ax = fig.add_subplot(1, 3, 1)
+    ax.imshow(np.clip(image, 0, 1))
+    ax.set_title("input")
+    ax = fig.add_subplot(1, 3, 2)
+    ax.imshow(mask, cmap="gray")
+    ax.scatter(uv[:, 0], uv[:, 1], s=1, c="tab:red")
+    ax.set_xlim(0, mask.shape[1] - 1)
+    ax.set_ylim(mask.shape[0] - 1, 0)
+    ax.set_title("mask + projection")
+    ax = fig.add_subplot(1, 3, 3, projection="3d")
+    ax.scatter(*gt.T, s=1, c="tab:gray", alpha=0.3)
+    ax.scatter(*pred.T, s=1, c="tab:red")
+    ax.set_title("pred (red) / gt")
+    for axis in fig.axes:
+        axis.set_xticks([])
+        axis.set_yticks([])
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="raw")
+    width, height = fig.canvas.get_width_height()
+    plt.close(fig)
+    return np.frombuffer(buffer.getvalue(), dtype=np.uint8).reshape(height, width, 4)[..., :3].copy()
+
+
+def log_image_to_loggers(loggers, key: str, picture: np.ndarray, step: int) -> None:
+    """Send an (h, w, 3) uint8 picture to each logger that shows images (W&B, TensorBoard); others skip."""
+    for logger in loggers:
+        if hasattr(logger, "log_image"):
+            logger.log_image(key=key, images=[picture], step=step)
+        elif hasattr(getattr(logger, "experiment", None), "add_image"):
+            logger.experiment.add_image(key, picture, step, dataformats="HWC")

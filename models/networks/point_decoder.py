@@ -1,0 +1,32 @@
+"""Fully connected point-cloud decoder: a global code -> N points (CAPNet / DRWR decoders)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class PointDecoder(nn.Module):
+    """MLP from a code (B, c_dim) to a point cloud (B, num_points, 3).
+
+    CAPNet's decoder is a stack of fully connected layers ending in N·3 outputs. The last layer
+    goes through ``extent · tanh`` so points stay in the occnet cube [-extent, extent]³.
+
+    Args:
+        c_dim: code size; num_points: N (1024 in CAPNet); hidden: widths of the hidden layers;
+        extent: half side of the output cube (0.5 for the occnet frame).
+    """
+
+    def __init__(self, c_dim: int, num_points: int = 1024, hidden: tuple[int, ...] = (256, 512, 1024), extent: float = 0.5):
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = c_dim
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            width = size
+        layers.append(nn.Linear(width, num_points * 3))
+        self.mlp = nn.Sequential(*layers)
+        self.num_points = num_points
+        self.extent = extent
+
+    def forward(self, code: torch.Tensor) -> torch.Tensor:
+        return self.extent * torch.tanh(self.mlp(code).view(code.shape[0], self.num_points, 3))

@@ -1,0 +1,178 @@
+"""ImageToPoints: wiring of encoder/decoder/renderer/loss, learning, reconstruct(), pictures, experiment smoke."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from losses.capnet import CapnetProjectionLoss
+from losses.chamfer3d import Chamfer3dLoss
+from losses.drwr import DrwrLoss
+from models.image_to_points import ImageToPoints, log_image_to_loggers, point_cloud_picture
+from models.networks.encoders import ConvImageEncoder
+from models.networks.point_decoder import PointDecoder
+from renderers.gaussian_projection import GaussianProjection
+from renderers.point_projection import PointProjection
+from shapelab.errors import ShapelabError
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Small tensors: one thread avoids oversubscription on the shared, loaded CPUs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def small_model(loss, renderer=None, num_points=128, lr=1e-3):
+    return ImageToPoints(
+        ConvImageEncoder(32, channels=(8, 16, 32)), PointDecoder(32, num_points, hidden=(64,)), loss, renderer,
+        optimizer=lambda params: torch.optim.Adam(params, lr=lr), log_images=False,
+    )
+
+
+def two_box_batch(size: int = 24) -> dict:
+    """Two different boxes, each with an input image (its view-0 mask as RGB) and 4 views of masks."""
+    from tests.losses.test_capnet import box_views
+
+    views = []
+    for seed, scale in ((0, 1.0), (1, 0.6)):
+        batch, points = box_views(4, size, torch.Generator().manual_seed(seed))
+        if scale != 1.0:  # a smaller box: shrink the masks' geometry by re-rendering scaled points
+            batch, points = scaled_box_views(points * scale, batch, size)
+        views.append((batch, points))
+    out = {key: torch.cat([b[key] for b, _ in views]).float() for key in ("masks", "dist", "K", "Rt")}
+    out["points_gt"] = torch.stack([p for _, p in views]).float()
+    out["image"] = out["masks"][:, 0:1].expand(-1, 3, -1, -1).clone()
+    return out
+
+
+def scaled_box_views(points: torch.Tensor, batch: dict, size: int):
+    """Masks (closed to fill the gaps between the sparse points) and distance maps of ``points`` in ``batch``'s views."""
+    from scipy import ndimage
+
+    from renderers.point_projection import project_points
+
+    uv, _ = project_points(points[None], batch["K"], batch["Rt"])
+    masks = torch.zeros_like(batch["masks"])
+    col, row = uv[0].floor().long().clamp(0, size - 1).unbind(-1)
+    for v in range(masks.shape[1]):
+        masks[0, v, row[v], col[v]] = 1.0
+    masks = torch.from_numpy(ndimage.binary_closing(masks.numpy() > 0.5, np.ones((1, 1, 3, 3))).astype(np.float64))
+    dist = torch.from_numpy(np.stack([ndimage.distance_transform_edt(m < 0.5) for m in masks[0].numpy()]))[None]
+    return {**batch, "masks": masks, "dist": dist}, points
+
+
+def test_forward_reconstruct_and_frame():
+    model = small_model(Chamfer3dLoss())
+    batch = two_box_batch()
+    points = model(batch["image"])
+    assert points.shape == (2, 128, 3) and points.abs().max() <= 0.5
+    recons = model.reconstruct(batch)
+    assert [r.frame for r in recons] == ["occnet", "occnet"]
+    assert np.allclose(recons[0].points, points[0].detach().numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("loss, renderer", [
+    (CapnetProjectionLoss(), PointProjection()), (CapnetProjectionLoss(), None), (DrwrLoss(), None),
+])
+def test_loss_without_the_renderer_it_needs_names_the_config_key(loss, renderer):
+    with pytest.raises(ShapelabError, match="renderer="):
+        small_model(loss, renderer)
+
+
+@pytest.mark.parametrize("loss, renderer, terms, ratio", [
+    (CapnetProjectionLoss(), GaussianProjection(), {"bce", "affinity"}, 0.5),
+    # DRWR spreads points over the silhouettes' inside (a volume), so its surface Chamfer drops less
+    (DrwrLoss(), PointProjection(), {"unary", "repulsion"}, 0.7),
+    (Chamfer3dLoss(), None, {"chamfer3d"}, 0.5),
+])
+def test_training_fits_two_shapes_from_their_images(loss, renderer, terms, ratio):
+    """A hundred steps on two boxes: the network's clouds get much closer to each box (and the terms log)."""
+    from metrics.chamfer import chamfer_distance
+
+    torch.manual_seed(0)
+    model = small_model(loss, renderer, lr=3e-3)
+    batch = two_box_batch()
+    optimizer = model.configure_optimizers()
+    before = chamfer_distance(model(batch["image"]).detach(), batch["points_gt"]).mean().item()
+    logged = {}
+    model.log = lambda name, value, **kwargs: logged.__setitem__(name, value)
+    for _ in range(100):
+        optimizer.zero_grad()
+        model.training_step(batch, 0).backward()
+        optimizer.step()
+    after = chamfer_distance(model(batch["image"]).detach(), batch["points_gt"]).mean().item()
+    assert after < ratio * before, (before, after)
+    assert {f"train/{t}" for t in terms | {"loss"}} == set(logged)
+
+
+def test_validation_logs_capnet_chamfer_and_a_picture():
+    model = small_model(Chamfer3dLoss())
+    model.log_images = True
+    batch = two_box_batch()
+    logged, pictures = {}, []
+
+    class ImageLogger:
+        def log_image(self, key, images, step):
+            pictures.append((key, images[0]))
+
+    model.log = lambda name, value, **kwargs: logged.__setitem__(name, (value, kwargs.get("sync_dist")))
+    type(model).loggers = property(lambda self: [ImageLogger()])
+    try:
+        model.validation_step(batch, 0)
+    finally:
+        del type(model).loggers
+    from metrics.chamfer import chamfer_capnet
+
+    points = model(batch["image"]).detach().numpy()
+    expected = np.mean([chamfer_capnet(p, g) for p, g in zip(points, batch["points_gt"].numpy())])
+    assert logged["val/chamfer_capnet"] == (pytest.approx(expected, rel=1e-5), True)
+    (key, picture), = pictures
+    assert key == "val/point_cloud" and picture.dtype == np.uint8 and picture.ndim == 3
+
+
+def test_picture_shows_projected_points_on_the_mask():
+    mask = np.zeros((16, 16))
+    mask[4:12, 4:12] = 1
+    uv = np.array([[8.0, 8.0]] * 10)
+    picture = point_cloud_picture(np.ones((16, 16, 3)), mask, uv, np.zeros((10, 3)), np.ones((5, 3)) * 0.1)
+    red = (picture[..., 0] > 180) & (picture[..., 1] < 120) & (picture[..., 2] < 120)
+    assert red.sum() > 0
+    # loggers without images (CSV) are skipped, TensorBoard-style experiment writers get add_image
+    calls = []
+
+    class Writer:
+        def add_image(self, key, image, step, dataformats):
+            calls.append((key, image.shape, dataformats))
+
+    class TensorBoardLike:
+        experiment = Writer()
+
+    class CsvLike:
+        experiment = object()
+
+    log_image_to_loggers([CsvLike(), TensorBoardLike()], "val/point_cloud", picture, 3)
+    assert calls == [("val/point_cloud", picture.shape, "HWC")]
+
+
+@pytest.mark.parametrize("experiment, evaluate", [
+    ("capnet_chairs", True), ("drwr_chairs", False), ("points_chamfer3d_chairs", False),
+])
+def test_experiment_smoke(experiment, evaluate, tiny_synthetic, compose_cfg, tmp_path):
+    """Each image->points experiment trains a few steps with trainer=smoke on the tiny built-in set."""
+    from tests.conftest import compose_run_cfg, tiny_synthetic_overrides
+    from train import train
+
+    overrides = [
+        f"experiment={experiment}", "trainer=smoke", "logger=csv", "callbacks=none", *tiny_synthetic_overrides(tiny_synthetic),
+        "data.batch_size=2", "data.eval_batch_size=2", "data.surface_points=2048", "data.gt_points=256",
+        "model.decoder.num_points=256", "trainer.check_val_every_n_epoch=1", "evaluate.contact_sheet_shapes=0", f"evaluate_after_training={evaluate}",
+    ]
+    if evaluate:
+        overrides.append("evaluate.groups=[capnet]")
+    metrics = train(compose_run_cfg(compose_cfg, overrides, tmp_path / "run"))
+    assert metrics["train/loss"] > 0 and np.isfinite(metrics["val/chamfer_capnet"])
+    if evaluate:
+        assert np.isfinite(metrics["eval/test/chamfer_capnet"]) and np.isfinite(metrics["eval/test/emd_capnet"])

@@ -72,16 +72,17 @@ def run_entry_point(task: Callable[[DictConfig], float | None], cfg: DictConfig,
     try:
         return task(cfg)
     except ShapelabError as exc:
-        message = f"error: {exc}"
+        summary = details = f"error: {exc}"
         if not multirun:
-            print(message, file=sys.stderr)
+            print(summary, file=sys.stderr)
             sys.exit(2)
-    except Exception:  # noqa: BLE001 - a sweep records the failure and goes on
+    except Exception as exc:  # noqa: BLE001 - a sweep records the failure and goes on
         if not multirun:
             raise
-        message = traceback.format_exc()
+        cause = exc.__cause__ or exc
+        summary, details = f"{type(cause).__name__}: {cause}", traceback.format_exc()
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "FAILED").write_text(message + "\n")
-    print(f"run failed (recorded in {out / 'FAILED'}): {message.strip().splitlines()[-1]}", file=sys.stderr)
+    (out / "FAILED").write_text(details + "\n")
+    print(f"run failed (recorded in {out / 'FAILED'}): {summary}", file=sys.stderr)
     return float("nan")

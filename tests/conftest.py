@@ -33,3 +33,41 @@ def compose_cfg():
 
     yield _compose
     GlobalHydra.instance().clear()
+
+
+TINY_SYNTHETIC = dict(
+    name="tiny", categories=["chair", "table"], shapes_per_category=3, splits=(1, 1, 1), seed=0, workers=2,
+    sdf_samples=20_000, sdf_source_points=10_000, surface_samples=5_000, occ_points=20_000,
+    pointcloud_points=20_000,
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic(tmp_path_factory) -> Path:
+    """A 2-category × 3-shape built-in dataset (all formats, small counts), built once per session.
+
+    Returns the data_dir; the dataset is ``<data_dir>/tiny``. Use the overrides of
+    ``tiny_synthetic_overrides`` to point a composed config at it.
+    """
+    from datamodules.synthetic import ensure_synthetic_dataset
+
+    data_dir = tmp_path_factory.mktemp("synthetic_data")
+    ensure_synthetic_dataset(data_dir, **TINY_SYNTHETIC)
+    return data_dir
+
+
+def tiny_synthetic_overrides(data_dir: Path) -> list[str]:
+    """Config overrides that select the session's tiny built-in dataset (already built)."""
+    return [f"paths.data_dir={data_dir}", "data.dataset_name=tiny", "data.build=null"]
+
+
+def compose_run_cfg(compose, overrides: list[str], output_dir: Path):
+    """Compose conf/train.yaml as @hydra.main would hand it to train(): hydra node set and removed."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    cfg = compose("train", [*overrides, f"paths.output_dir={output_dir}"])
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg

@@ -71,7 +71,8 @@ def _mean(values: list[float]) -> float:
 
 def summarise(rows: list[dict], metric_columns: list[str]) -> dict:
     """Means of each metric per category, over classes (mean of category means, OccNet's reporting)
-    and over shapes; empty cells (metric not applicable) are left out of the means and counted."""
+    and over shapes; empty cells (metric not applicable) are left out of the means and
+    ``shapes_per_metric`` counts the shapes each mean is over."""
     by_category: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         if row["status"] == "ok":
@@ -90,12 +91,14 @@ def summarise(rows: list[dict], metric_columns: list[str]) -> dict:
         column: _mean([stats[column] for stats in per_category.values() if not math.isnan(stats[column])])
         for column in metric_columns
     }
+    applied = {column: sum(row[column] != "" for row in ok_rows) for column in metric_columns}
     failures = [f"{row['synset']}/{row['model_id']}: {row['status']}" for row in rows if row["status"] != "ok"]
     return {
         "num_shapes": len(rows),
         "num_scored": len(ok_rows),
         "num_failed": len(failures),
         "failures": failures,
+        "shapes_per_metric": applied,
         "mean_over_classes": mean_over_classes,
         "mean_over_shapes": mean_over_shapes,
         "per_category": per_category,

@@ -168,7 +168,7 @@ def test_pred_dir_scores_files_like_the_model(dataset_root, eval_cfg, tmp_path):
     assert chair["status"] == "ok" and chair["kind"] == "points" and chair["iou"] == "" and chair["normal_consistency"] == ""
     assert overall["eval/test/num_failed"] == 1
     summary = json.loads((tmp_path / "files" / "summary.json").read_text())
-    assert summary["shapes_per_metric"]["iou"] == 1 and summary["shapes_per_metric"]["chamfer_l1_occnet"] == 2
+    assert summary["shapes_per_metric"]["iou"] == 2 and summary["shapes_per_metric"]["chamfer_l1_occnet"] == 3
     with (tmp_path / "csv" / "metrics.csv").open() as handle:
         logged = next(csv.DictReader(handle))
     assert float(logged["eval/test/iou"]) == pytest.approx(overall["eval/test/iou"])

@@ -92,6 +92,6 @@ def validate(cfg: DictConfig, allowed_top_level: Iterable[str]) -> None:
         OmegaConf.resolve(OmegaConf.create(OmegaConf.to_container(cfg, resolve=False)))
     except Exception as exc:  # noqa: BLE001 - omegaconf raises many kinds; report the one line
         message = str(exc).splitlines()[0]
-        if "hydra" not in message:
+        if "hydra" not in message.lower():
             raise ShapelabError(f"config interpolation failed: {message}") from None
     check_targets(cfg)

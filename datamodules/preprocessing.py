@@ -29,7 +29,7 @@ import trimesh
 from tqdm import tqdm
 
 from datamodules.formats import deepsdf, occnet
-from geometry.inside import occupancy, signed_distance
+from geometry.inside import METHODS, occupancy, signed_distance
 from geometry.normalization import deepsdf_normalization, occnet_normalization
 from geometry.sampling import (
     deepsdf_query_points,
@@ -90,8 +90,10 @@ class PreprocessSummary:
 
     def __str__(self) -> str:
         lines = [
-            (f"preprocessed {self.processed} shapes, skipped {self.skipped} finished ones, "
-            f"{len(self.failed)} failed, in {self.seconds:.1f} s")
+            (
+                f"preprocessed {self.processed} shapes, skipped {self.skipped} finished ones, "
+                f"{len(self.failed)} failed, in {self.seconds:.1f} s"
+            )
         ]
         return "\n".join(lines + [f"  failed: {entry}" for entry in self.failed])
 
@@ -151,6 +153,10 @@ def check_options(options: dict) -> dict:
     bad = sorted(set(merged["formats"]) - set(FORMATS))
     if bad:
         raise ShapelabError(f"preprocess.formats: unknown format {bad[0]!r}; use some of {list(FORMATS)}")
+    if merged["inside_method"] not in METHODS:
+        raise ShapelabError(
+            f"preprocess.inside_method: unknown method {merged['inside_method']!r}; use one of {list(METHODS)}"
+        )
     return merged
 
 
@@ -199,11 +205,9 @@ class ShapeWriter:
 
     def inside_options(self) -> dict:
         method = self.options["inside_method"]
-        return (
-            {"method": method}
-            if method == "winding"
-            else {"method": method, "num_directions": self.options["ray_directions"]}
-        )
+        if method in ("contains", "winding"):
+            return {"method": method}
+        return {"method": method, "num_directions": self.options["ray_directions"]}
 
     def write_deepsdf(self, mesh: trimesh.Trimesh) -> None:
         opts, rng = self.options, self.rng("deepsdf")

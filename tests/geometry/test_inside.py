@@ -30,7 +30,7 @@ def outside_shell(mesh: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
     return inside.unsigned_distance(mesh, points) > inside.default_shell_half_thickness(mesh)
 
 
-@pytest.mark.parametrize("method", ["winding", "visibility"])
+@pytest.mark.parametrize("method", ["contains", "winding", "visibility"])
 def test_box_sdf_is_exact(method):
     half = np.array([0.3, 0.2, 0.15])
     mesh = trimesh.creation.box(extents=2 * half)
@@ -51,7 +51,7 @@ def test_sphere_sdf_matches_analytic(method):
     np.testing.assert_array_equal(got[far] < 0, exact[far] < 0)
 
 
-@pytest.mark.parametrize("method", ["winding", "visibility", "auto"])
+@pytest.mark.parametrize("method", ["contains", "winding", "visibility", "auto"])
 def test_watertight_agrees_with_trimesh_contains(method):
     mesh = trimesh.boolean.union(
         [trimesh.creation.box(extents=[0.6, 0.1, 0.6]), trimesh.creation.cylinder(0.05, 0.8)],

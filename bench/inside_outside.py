@@ -2,9 +2,9 @@
 
 Occupancy: trimesh ``contains`` (embree ray parity; our fast path for closed meshes and the reference on
 the watertight chair), generalized winding number (igl.fast_winding_number), our visibility carving
-(embree rays, 32 directions); and on a
-non-watertight "ShapeNet-like" version of the same chair (seat replaced by one open sheet, half the faces
-flipped, an internal sheet) whose reference is the watertight chair's occupancy (exact away from the seat).
+(embree rays, 32 directions); and on a "ShapeNet-like" copy of the same chair: its parts overlapping
+without a union (a part soup with internal faces, as ShapeNet models are) and half of the faces flipped,
+whose reference is the watertight union's occupancy.
 Distance: exact AABB point-triangle distance (igl.signed_distance, unsigned) vs a KD-tree (pykdtree) on
 500k dense surface samples, as DeepSDF does; error of the KD-tree against the exact one.
 
@@ -27,7 +27,7 @@ from pykdtree.kdtree import KDTree
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datamodules.synthetic import generate_shape
+from datamodules.synthetic import MAKERS, union
 from geometry import inside
 
 
@@ -37,17 +37,13 @@ def timed(function, *args, **kwargs):
     return result, time.perf_counter() - start
 
 
-def shapenet_like(chair: trimesh.Trimesh) -> trimesh.Trimesh:
-    """The chair with flipped faces plus an open sheet through its seat: not watertight, not consistent."""
-    faces = chair.faces.copy()
+def shapenet_like(seed_index: int) -> tuple[trimesh.Trimesh, trimesh.Trimesh]:
+    """(watertight union, part soup with half the faces flipped) of built-in chair ``seed_index``."""
+    parts = MAKERS["03001627"](np.random.default_rng([0, 3001627, seed_index]))
+    soup = trimesh.util.concatenate(parts)
+    faces = soup.faces.copy()
     faces[::2] = faces[::2, ::-1]
-    low, high = chair.bounds
-    y = low[1] + 0.55 * (high[1] - low[1])
-    sheet = trimesh.Trimesh(
-        [[low[0], y, low[2]], [high[0], y, low[2]], [high[0], y, high[2]], [low[0], y, high[2]]],
-        [[0, 2, 1], [0, 3, 2]],
-    )
-    return trimesh.util.concatenate([trimesh.Trimesh(chair.vertices, faces, process=False), sheet])
+    return union(parts), trimesh.Trimesh(soup.vertices, faces, process=False)
 
 
 def main() -> None:
@@ -56,9 +52,9 @@ def main() -> None:
     args = parser.parse_args()
     count = 20_000 if args.quick else 100_000
     rng = np.random.default_rng(0)
-    chair = generate_shape("03001627", 0, seed=0)
-    points = rng.uniform(-0.55, 0.55, size=(count, 3)) * np.ptp(chair.bounds, axis=0).max()
-    open_chair = shapenet_like(chair)
+    chair, open_chair = shapenet_like(0)
+    low, high = chair.bounds
+    points = rng.uniform(low - 0.05, high + 0.05, size=(count, 3))
     print(
         f"chair: {len(chair.faces)} faces, watertight; ShapeNet-like copy: watertight={open_chair.is_watertight}"
     )

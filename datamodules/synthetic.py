@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
+from datamodules.formats.validation import atomic_write
 from shapelab.errors import ShapelabError
 
 CATEGORIES = {
@@ -292,10 +293,10 @@ def write_raw_dataset(
         for index in range(shapes_per_category):
             path = Path(raw_dir) / synset / model_id(synset, index, seed) / "models" / "model_normalized.obj"
             if not path.is_file():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp.obj")
-                generate_shape(synset, index, seed).export(tmp, include_normals=False)
-                tmp.replace(path)
+                mesh = generate_shape(synset, index, seed)
+                atomic_write(
+                    path, lambda tmp, mesh=mesh: mesh.export(tmp, file_type="obj", include_normals=False)
+                )
             paths.append(path)
     return paths
 

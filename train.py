@@ -59,7 +59,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
         # the model as trained (= checkpoints/last.ckpt); score another checkpoint with evaluate.py
         eval_out = f"{cfg.paths.output_dir}/eval/{cfg.evaluate.split}"
         metrics.update(evaluate_model(model, datamodule, cfg.evaluate, eval_out, loggers=loggers))
+    if trainer.is_global_zero:
+        print_run_summary(cfg.paths.output_dir, loggers)
     return metrics
+
+
+def print_run_summary(output_dir: str, loggers: list) -> None:
+    """Tell the user where this run's checkpoints, dashboard logs and evaluation outputs are."""
+    out = Path(output_dir)
+    lines = [f"run directory: {out}", f"  config:      {out / '.hydra' / 'config.yaml'}",
+             f"  checkpoints: {out / 'checkpoints'}"]
+    for logger in loggers:
+        lines.append(f"  {type(logger).__name__.removesuffix('Logger').lower() + ':':<12} {logger.log_dir or logger.save_dir}")
+    for eval_dir in sorted((out / "eval").glob("*")):
+        lines.append(f"  evaluation:  {eval_dir} (metrics.md, contact_sheet.png, reconstructions/)")
+    print("\n".join(lines))
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

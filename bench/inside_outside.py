@@ -56,7 +56,7 @@ def main() -> None:
     low, high = chair.bounds
     points = rng.uniform(low - 0.05, high + 0.05, size=(count, 3))
     print(
-        f"chair: {len(chair.faces)} faces, watertight; ShapeNet-like copy: watertight={open_chair.is_watertight}"
+        f"chair: {len(chair.faces)} faces, closed; ShapeNet-like copy: closed={inside.is_closed(open_chair)}"
     )
 
     reference, contains_s = timed(chair.contains, points)

@@ -10,16 +10,8 @@ from scipy import ndimage
 
 from losses.capnet import CapnetProjectionLoss, capnet_affinity, capnet_bce
 from renderers.gaussian_projection import GaussianProjection
+from tests.torch_threads import single_thread  # noqa: F401  (autouse: one torch thread)
 
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny tensors: one thread avoids oversubscription on the shared, loaded CPUs (40x faster here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 def brute_background_distance(mask: np.ndarray) -> np.ndarray:
     """Distance of every pixel to the nearest foreground pixel, by looping over all pixel pairs."""

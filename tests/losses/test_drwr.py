@@ -9,16 +9,8 @@ import torch
 
 from losses.drwr import DrwrLoss, drwr_repulsion, drwr_unary, inside_silhouette, sample_bilinear
 from renderers.point_projection import PointProjection
+from tests.torch_threads import single_thread  # noqa: F401  (autouse: one torch thread)
 
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny tensors: one thread avoids oversubscription on the shared, loaded CPUs (40x faster here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 def bilinear_loop(image: np.ndarray, u: float, v: float) -> float:
     """Bilinear interpolation between pixel centres (c + 0.5, r + 0.5), clamped to the border centres."""

@@ -14,15 +14,7 @@ from models.networks.point_decoder import PointDecoder
 from renderers.gaussian_projection import GaussianProjection
 from renderers.point_projection import PointProjection
 from shapelab.errors import ShapelabError
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Small tensors: one thread avoids oversubscription on the shared, loaded CPUs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from tests.torch_threads import single_thread  # noqa: F401  (autouse: one torch thread)
 
 
 def small_model(loss, renderer=None, num_points=128, lr=1e-3):

@@ -10,16 +10,8 @@ import torch
 from renderers.cameras import extrinsics_for_normalized_frame, occnet_to_opencv
 from renderers.gaussian_projection import GaussianProjection, gaussian_splat
 from renderers.point_projection import PointProjection, project_points
+from tests.torch_threads import single_thread  # noqa: F401  (autouse: one torch thread)
 
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny tensors: one thread avoids oversubscription on the shared, loaded CPUs (40x faster here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 def random_cameras(batch: int, views: int, generator: torch.Generator, dtype=torch.float64):
     """Cameras at distance ~2 looking at the origin from random directions (OpenCV), 32x32 px."""

@@ -1,0 +1,101 @@
+"""Image -> point cloud quality on the built-in chairs: CAPNet vs DRWR vs the 3D-supervised baseline.
+
+Trains ``experiment=capnet_chairs``, ``drwr_chairs`` and ``points_chamfer3d_chairs`` (same network, same
+seed, same data; only the supervision differs) for the same wall-clock budget each through train.py, then
+scores the held-out test chairs with the evaluation pipeline: CAPNet's Chamfer (mean squared distances both
+ways after scaling each cloud to a unit bounding cube, 1024 vs 1024 points) and EMD (same normalisation).
+The untrained network (identical initialisation, zero steps) is scored in the same run as the floor.
+
+    python bench/pointcloud_quality.py [--quick] [--minutes M] [hydra overrides ...]
+
+Full: 15 minutes of training per method. ``--quick``: 20 s per method (about a minute and a half in all).
+Last line: ``pointcloud_quality capnet_chamfer=<> drwr_chamfer=<> chamfer3d_chamfer=<> untrained_chamfer=<>``
+plus the EMDs.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+METHODS = {"capnet": "capnet_chairs", "drwr": "drwr_chairs", "chamfer3d": "points_chamfer3d_chairs"}
+
+
+def compose_train_config(overrides: list[str], output_dir: Path):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import open_dict
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[f"paths.output_dir={output_dir}", "task_name=bench_pointcloud_quality",
+                                          "logger=csv", "callbacks=none", *overrides])
+    with open_dict(cfg):
+        cfg.pop("hydra", None)
+    return cfg
+
+
+def run(experiment: str, seconds: float | None, extra: list[str], out: Path) -> dict[str, float]:
+    """Train ``experiment`` for ``seconds`` (None: zero steps, the untrained network) and evaluate its test split."""
+    from train import train
+
+    budget = ["++trainer.max_steps=0", "trainer.min_epochs=0"] if seconds is None else [
+        f"++trainer.max_time='{time.strftime('00:%H:%M:%S', time.gmtime(seconds))}'", "trainer.max_epochs=100000",
+        "trainer.check_val_every_n_epoch=100000", "trainer.enable_progress_bar=false",
+        "trainer.log_every_n_steps=1",
+    ]
+    overrides = [f"experiment={experiment}", *budget, "evaluate.groups=[capnet]", "evaluate.contact_sheet_shapes=0",
+                 "evaluate.resume=false", *extra]
+    start = time.time()
+    metrics = train(compose_train_config(overrides, out))
+    metrics["wall_s"] = time.time() - start
+    metrics["steps"] = steps_logged(out)
+    return metrics
+
+
+def steps_logged(out: Path) -> int:
+    """Optimiser steps of a run, from the last ``step`` of its CSV log (0 when nothing was logged)."""
+    import csv
+
+    steps = [int(row["step"]) + 1 for path in out.rglob("metrics.csv") for row in csv.DictReader(path.open())
+             if row.get("step")]
+    return max(steps, default=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="20 s of training per method")
+    parser.add_argument("--minutes", type=float, default=15.0, help="training minutes per method (full run)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: fastest on the shared, oversubscribed 2-core machine)")
+    parser.add_argument("overrides", nargs="*", help="hydra overrides for every run, e.g. data.batch_size=16")
+    args = parser.parse_args()
+    seconds = 20.0 if args.quick else 60.0 * args.minutes
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    out = REPO_ROOT / "logs" / "bench_pointcloud_quality" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    results = {"untrained": run(METHODS["chamfer3d"], None, args.overrides, out / "untrained")}
+    for name, experiment in METHODS.items():
+        results[name] = run(experiment, seconds, args.overrides, out / name)
+
+    print(f"\ntest chairs, {seconds:.0f} s of training per method, torch threads {torch.get_num_threads()}")
+    print(f"{'method':>10} {'chamfer_capnet':>15} {'emd_capnet':>11} {'train_steps':>12} {'wall_s':>7}")
+    for name, metrics in results.items():
+        steps = metrics["steps"]
+        print(f"{name:>10} {metrics['eval/test/chamfer_capnet']:15.5f} {metrics['eval/test/emd_capnet']:11.5f} "
+              f"{steps:>12} {metrics['wall_s']:7.1f}")
+    summary = " ".join(
+        f"{name}_chamfer={results[name]['eval/test/chamfer_capnet']:.5f}" for name in (*METHODS, "untrained")
+    )
+    emds = " ".join(f"{name}_emd={results[name]['eval/test/emd_capnet']:.5f}" for name in (*METHODS, "untrained"))
+    print(f"pointcloud_quality {summary} {emds}")
+
+
+if __name__ == "__main__":
+    main()

@@ -29,10 +29,11 @@ import trimesh
 from tqdm import tqdm
 
 from datamodules.formats import deepsdf, occnet
-from geometry.inside import METHODS, occupancy, signed_distance
+from geometry.inside import METHODS, occupancy, resolve_method, signed_distance
 from geometry.normalization import deepsdf_normalization, occnet_normalization
 from geometry.sampling import (
     deepsdf_query_points,
+    sample_outer_surface,
     sample_surface,
     uniform_cube_points,
     voxel_centres,
@@ -203,21 +204,27 @@ class ShapeWriter:
         if "renderings" in formats:
             self.write_renderings(mesh)
 
-    def inside_options(self) -> dict:
-        method = self.options["inside_method"]
-        if method in ("contains", "winding"):
-            return {"method": method}
-        return {"method": method, "num_directions": self.options["ray_directions"]}
+    def inside_options(self, mesh: trimesh.Trimesh) -> dict:
+        method = resolve_method(mesh, self.options["inside_method"])
+        if method == "visibility":
+            return {"method": method, "num_directions": self.options["ray_directions"]}
+        return {"method": method}
+
+    def surface(self, mesh: trimesh.Trimesh, count: int, rng: np.random.Generator):
+        """(points, normals) on the surface; only its outer part when the mesh needs the visibility method."""
+        options = self.inside_options(mesh)
+        if options["method"] == "visibility":
+            return sample_outer_surface(mesh, count, rng, options["num_directions"])
+        return sample_surface(mesh, count, rng)
 
     def write_deepsdf(self, mesh: trimesh.Trimesh) -> None:
-        opts, rng = self.options, self.rng("deepsdf")
+        opts, rng, options = self.options, self.rng("deepsdf"), self.inside_options(mesh)
         offset, scale = deepsdf_normalization(mesh.vertices)
-        deepsdf.write_surface_samples(
-            self.surface_file, sample_surface(mesh, opts["surface_samples"], rng)[0]
-        )
-        source = (sample_surface(mesh, opts["sdf_source_points"], rng)[0] + offset) * scale
-        query = deepsdf_query_points(source, opts["sdf_samples"], rng)
-        sdf = signed_distance(mesh, query / scale - offset, **self.inside_options()) * scale
+        deepsdf.write_surface_samples(self.surface_file, self.surface(mesh, opts["surface_samples"], rng)[0])
+        source = self.surface(mesh, opts["sdf_source_points"], rng)[0]
+        query = deepsdf_query_points((source + offset) * scale, opts["sdf_samples"], rng)
+        outer = source if options["method"] == "visibility" else None
+        sdf = signed_distance(mesh, query / scale - offset, surface_points=outer, **options) * scale
         rows = np.column_stack([query, sdf]).astype(np.float32)
         deepsdf.write_sdf_samples(self.sdf_file, rows[sdf > 0], rows[sdf <= 0])
         deepsdf.write_normalization(self.normalization_file, offset, scale)
@@ -225,12 +232,12 @@ class ShapeWriter:
     def write_occnet(self, mesh: trimesh.Trimesh) -> None:
         opts, rng = self.options, self.rng("occnet")
         loc, scale = occnet_normalization(mesh.vertices)
-        surface, normals = sample_surface(mesh, opts["pointcloud_points"], rng)
+        surface, normals = self.surface(mesh, opts["pointcloud_points"], rng)
         surface = (surface - loc) / scale
         points = uniform_cube_points(opts["occ_points"], rng)
         resolution = opts["voxel_resolution"]
         queries = np.concatenate([points, voxel_centres(resolution)]) * scale + loc
-        inside = occupancy(mesh, queries, **self.inside_options())
+        inside = occupancy(mesh, queries, **self.inside_options(mesh))
         occnet.write_pointcloud(self.occnet_dir / "pointcloud.npz", surface, normals, loc, scale)
         occnet.write_voxels(
             self.occnet_dir / "voxels.npz", voxelize(inside[len(points) :], surface, resolution)

@@ -21,7 +21,9 @@ Why not winding numbers everywhere: on open sheets they give zero volume and on 
 inconsistently wound faces they give wrong signs (the real ShapeNetCore v2 table in ../shared gets zero
 volume). Why not parity everywhere: internal faces, overlapping parts and holes flip the parity.
 Distances come from ``igl.signed_distance`` (AABB tree, exact point-to-triangle) with unsigned type: exact
-and faster here than a KD-tree on dense surface samples (see the report / bench numbers).
+and faster here than a KD-tree on dense surface samples (bench/inside_outside.py). For meshes with internal
+faces the nearest triangle may be an internal one, so there the distance is to the nearest *outer* surface
+sample (:func:`outer_surface_mask`), as in DeepSDF.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import igl
 import numpy as np
 import trimesh
+from pykdtree.kdtree import KDTree
 
 DIRECTION_BATCH = 8
 
@@ -114,28 +117,62 @@ def visibility_occupancy(
 METHODS = ("auto", "contains", "winding", "visibility")
 
 
+def resolve_method(mesh: trimesh.Trimesh, method: str = "auto") -> str:
+    """The concrete method for ``mesh``: "auto" is "contains" for closed meshes, else "visibility"."""
+    if method not in METHODS:
+        raise ValueError(f"unknown inside method {method!r}; use one of {METHODS}")
+    if method == "auto":
+        return "contains" if is_closed(mesh) else "visibility"
+    return method
+
+
 def occupancy(
     mesh: trimesh.Trimesh, points: np.ndarray, method: str = "auto", **visibility_options
 ) -> np.ndarray:
     """(N,) bool occupancy of points (N, 3) (same frame as the mesh). ``method``: "auto" (contains for closed
     meshes, else visibility), "contains", "winding" or "visibility"; ``visibility_options`` go to
     visibility_occupancy."""
-    if method == "auto":
-        method = "contains" if is_closed(mesh) else "visibility"
+    method = resolve_method(mesh, method)
     if method == "contains":
         return mesh.contains(np.asarray(points, dtype=np.float64))
     if method == "winding":
         return winding_occupancy(mesh, points)
-    if method == "visibility":
-        return visibility_occupancy(mesh, points, **visibility_options)
-    raise ValueError(f"unknown inside method {method!r}; use one of {METHODS}")
+    return visibility_occupancy(mesh, points, **visibility_options)
+
+
+def outer_surface_mask(
+    mesh: trimesh.Trimesh, points: np.ndarray, normals: np.ndarray, num_directions: int = 32
+) -> np.ndarray:
+    """(N,) bool: which surface samples lie on the outer surface, seen from outside. A sample counts when a
+    point just off the surface (1/2000 of the bounding box) on either side is outside by visibility carving;
+    samples on internal faces or on parts buried in other parts are dropped, as DeepSDF keeps only surface
+    points its virtual cameras see."""
+    step = default_shell_half_thickness(mesh) / 10.0
+    seen = np.zeros(len(points), dtype=bool)
+    for side in (1.0, -1.0):
+        todo = np.flatnonzero(~seen)
+        carved = visibility_occupancy(
+            mesh, points[todo] + side * step * normals[todo], num_directions, shell_half_thickness=0.0
+        )
+        seen[todo[~carved]] = True
+    return seen
 
 
 def signed_distance(
-    mesh: trimesh.Trimesh, points: np.ndarray, method: str = "auto", **visibility_options
+    mesh: trimesh.Trimesh,
+    points: np.ndarray,
+    method: str = "auto",
+    surface_points: np.ndarray | None = None,
+    **visibility_options,
 ) -> np.ndarray:
-    """(N,) float32 signed distance, negative inside (DeepSDF convention): exact unsigned distance to the
-    triangles with the sign of :func:`occupancy`."""
-    distance = unsigned_distance(mesh, points)
+    """(N,) float32 signed distance, negative inside (DeepSDF convention), with the sign of :func:`occupancy`.
+    The magnitude is the exact distance to the triangles, or, when ``surface_points`` (M, 3) are given (outer
+    surface samples, for meshes with internal faces), the distance to the nearest of them as DeepSDF does."""
+    if surface_points is None:
+        distance = unsigned_distance(mesh, points)
+    else:
+        distance, _ = KDTree(np.asarray(surface_points, dtype=np.float64)).query(
+            np.asarray(points, dtype=np.float64)
+        )
     inside = occupancy(mesh, points, method=method, **visibility_options)
     return np.where(inside, -distance, distance).astype(np.float32)

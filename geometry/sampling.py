@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
+from geometry.inside import outer_surface_mask
+
 DEEPSDF_VARIANCES = (0.005, 0.0005)  # near-surface perturbation variances (DeepSDF PreprocessMesh.cpp)
 DEEPSDF_UNIFORM_FRACTION = 3 / 50  # share of samples uniform in [-1, 1]^3
 OCCNET_BOX_SIZE = 1.1  # unit cube + padding 0.1
@@ -16,6 +18,28 @@ def sample_surface(
     """Area-weighted surface samples -> (points (count, 3), unit face normals (count, 3)), float64."""
     points, faces = trimesh.sample.sample_surface(mesh, count, seed=rng)
     return np.asarray(points), np.asarray(mesh.face_normals[faces])
+
+
+def sample_outer_surface(
+    mesh: trimesh.Trimesh, count: int, rng: np.random.Generator, num_directions: int = 32, max_rounds: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`sample_surface` but only on the outer surface (geometry/inside.py ``outer_surface_mask``):
+    internal faces of part soups and flipped duplicates get no samples. Draws in rounds until ``count``
+    are kept; if the outer surface is tiny, kept samples are repeated to fill ``count``."""
+    kept_points, kept_normals, total = [], [], 0
+    for _ in range(max_rounds):
+        points, normals = sample_surface(mesh, 2 * count, rng)
+        keep = outer_surface_mask(mesh, points, normals, num_directions)
+        kept_points.append(points[keep])
+        kept_normals.append(normals[keep])
+        total += int(keep.sum())
+        if total >= count:
+            break
+    if total == 0:
+        raise ValueError("no surface sample is visible from outside the mesh")
+    points, normals = np.concatenate(kept_points), np.concatenate(kept_normals)
+    chosen = np.arange(count) if total >= count else rng.choice(total, count)
+    return points[chosen], normals[chosen]
 
 
 def deepsdf_query_points(surface_points: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:

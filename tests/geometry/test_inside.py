@@ -7,6 +7,7 @@ import pytest
 import trimesh
 
 from geometry import inside
+from geometry.sampling import sample_outer_surface, sample_surface
 
 RNG = np.random.default_rng(0)
 POINTS = RNG.uniform(-0.6, 0.6, size=(4000, 3))
@@ -120,3 +121,37 @@ def test_flipped_faces_do_not_change_visibility():
 def test_unknown_method_is_rejected():
     with pytest.raises(ValueError, match="unknown inside method"):
         inside.occupancy(trimesh.creation.box(), POINTS[:3], method="parity")
+
+
+def part_soup() -> tuple[trimesh.Trimesh, trimesh.Trimesh]:
+    """(union, the same parts overlapping without a union and half the faces flipped), like ShapeNet models."""
+    parts = [trimesh.creation.box(extents=[0.6, 0.3, 0.4]), trimesh.creation.box(extents=[0.1, 0.8, 0.1])]
+    soup = trimesh.util.concatenate(parts)
+    faces = soup.faces.copy()
+    faces[::2] = faces[::2, ::-1]
+    return trimesh.boolean.union(parts, engine="manifold"), trimesh.Trimesh(
+        soup.vertices, faces, process=False
+    )
+
+
+def test_outer_surface_samples_skip_internal_faces():
+    solid, soup = part_soup()
+    points, _ = sample_outer_surface(soup, 3000, np.random.default_rng(1))
+    assert len(points) == 3000
+    # every kept sample lies on the union's surface; buried parts of the faces are dropped
+    assert inside.unsigned_distance(solid, points).max() < 1e-3
+    all_points, all_normals = sample_surface(soup, 3000, np.random.default_rng(1))
+    buried = inside.unsigned_distance(solid, all_points) > 1e-3
+    assert buried.sum() > 100 and not inside.outer_surface_mask(soup, all_points, all_normals)[buried].any()
+
+
+def test_signed_distance_to_outer_samples_matches_the_union():
+    solid, soup = part_soup()
+    outer, _ = sample_outer_surface(soup, 20000, np.random.default_rng(2))
+    got = inside.signed_distance(soup, POINTS, surface_points=outer)
+    exact = inside.signed_distance(solid, POINTS)
+    far = outside_shell(soup, POINTS)
+    np.testing.assert_allclose(got[far], exact[far], atol=0.02)
+    # exact triangle distances would measure to the buried faces inside the solid
+    naive = inside.signed_distance(soup, POINTS)
+    assert np.abs(naive[far] - exact[far]).max() > 0.03

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +36,7 @@ CATEGORIES = {
 }
 SECTIONS = 20  # polygon sides of cylinders and cones
 COMPLETE_MARKER = "COMPLETE.json"
+log = logging.getLogger("shapelab.data")
 
 
 # ----------------------------------------------------------------------------------------------- primitives
@@ -371,6 +373,7 @@ def ensure_synthetic_dataset(
         category_names=CATEGORIES,
         **options,
     )
+    log.info("built-in dataset %s: %s", root, summary)
     if summary.failed:
         raise ShapelabError(
             f"{root}: {len(summary.failed)} built-in shapes failed to preprocess ({summary.failed[0]})"

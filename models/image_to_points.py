@@ -26,7 +26,8 @@ class ImageToPoints(ShapeModel):
         encoder, decoder: networks (``models/networks``); c_dim: their code size (recorded as a hyperparameter).
         loss: an ``nn.Module`` whose ``forward(points, rendered, batch)`` returns ``{"loss", <terms>}``
             and whose ``renderer_outputs`` names what it needs from the renderer.
-        renderer: projects points into the batch's views (``forward(points, K, Rt, (H, W)) -> dict``) or None.
+        renderer: projects points into the batch's views (``forward(points, K, Rt, (H, W)) -> dict``, the keys
+            listed in its ``outputs``) or None.
         optimizer, scheduler: partials from config.
         log_images: log a picture of the first validation shape at each validation.
     """
@@ -116,8 +117,8 @@ def point_cloud_picture(image: np.ndarray, mask: np.ndarray, uv: np.ndarray, pre
     ax.set_ylim(mask.shape[0] - 1, 0)
     ax.set_title("mask + projection")
     ax = fig.add_subplot(1, 3, 3, projection="3d")
-    ax.scatter(*gt.T, s=1, c="tab:gray", alpha=0.3)
-    ax.scatter(*pred.T, s=1, c="tab:red")
+    for cloud, colour in ((gt, "dimgray"), (pred, "tab:red")):
+        ax.scatter(cloud[:, 0], cloud[:, 2], cloud[:, 1], s=1, c=colour)  # the data's y is up
     ax.set_title("pred (red) / gt")
     for axis in fig.axes:
         axis.set_xticks([])

@@ -12,6 +12,10 @@ silhouette directly, never rasterised:
   L_P = (1/N) Σ_n Σ_{m≠n} 1[p_n ∈ S] 1[p_m ∈ S] exp(-‖p_n - p_m‖² / h²), h = ``bandwidth_px``.
 - Total: L = Σ_views (L_U + w_P L_P), w_P = 3 as DRWR; averaged over the batch here.
 
+The paper fixes the structure (unary on a silhouette distance image, repulsion only between points
+inside); the exact decay of D (linear in the distance transform) and the repulsion kernel (a Gaussian
+of bandwidth h over all inside pairs, no k-NN cut) are this implementation's choices, set in conf/loss/drwr.yaml.
+
 Distances are in pixels. The all-pairs sum runs over chunks of query points so memory stays
 bounded (``chunk_elements`` pair entries at a time).
 """

@@ -1,0 +1,250 @@
+"""Occupancy network: it learns analytic shapes, meshes at the 0.2 threshold, VAE path, post-processing."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+import trimesh
+from torch.utils.data import DataLoader, Dataset
+
+from losses.occnet import OccupancyLoss
+from models.networks.encoders import LatentEncoder, ResnetPointNetEncoder
+from models.networks.occnet_decoders import DecoderCBatchNorm, DecoderResnetFC
+from models.occnet import OccupancyNetwork, occupancy_iou, probability_to_logit, refine_mesh, simplify_mesh
+from shapelab.errors import ShapelabError
+
+# (kind, centre, size): spheres by radius, boxes by half extents, all inside the unit cube
+SHAPES = [
+    ("sphere", (0.0, 0.0, 0.0), 0.35),
+    ("sphere", (0.1, -0.1, 0.05), 0.25),
+    ("box", (0.0, 0.0, 0.0), (0.3, 0.2, 0.25)),
+    ("box", (-0.1, 0.1, 0.0), (0.18, 0.35, 0.15)),
+]
+
+
+def analytic_occupancy(shape, points: np.ndarray) -> np.ndarray:
+    kind, centre, size = shape
+    offset = points - np.asarray(centre)
+    if kind == "sphere":
+        return np.linalg.norm(offset, axis=-1) <= size
+    return np.all(np.abs(offset) <= np.asarray(size), axis=-1)
+
+
+def analytic_surface(shape, count: int, rng: np.random.Generator) -> np.ndarray:
+    kind, centre, size = shape
+    mesh = (
+        trimesh.creation.icosphere(3, radius=size)
+        if kind == "sphere"
+        else trimesh.creation.box(2 * np.asarray(size))
+    )
+    points = trimesh.sample.sample_surface(mesh, count, seed=int(rng.integers(2**31)))[0]
+    return points + np.asarray(centre)
+
+
+class AnalyticShapes(Dataset):
+    """Occupancy batches of SHAPES with a noisy 300-point cloud input (as OccNet's point-cloud task)."""
+
+    def __init__(self, num_points: int, seed: int, length: int = 10_000):
+        self.num_points, self.seed, self.length = num_points, seed, length
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, item):
+        rng = np.random.default_rng([self.seed, item])
+        shape = SHAPES[item % len(SHAPES)]
+        points = rng.uniform(-0.55, 0.55, (self.num_points, 3))
+        cloud = analytic_surface(shape, 300, rng) + 0.005 * rng.standard_normal((300, 3))
+        return {
+            "points": torch.tensor(points, dtype=torch.float32),
+            "occ": torch.tensor(analytic_occupancy(shape, points), dtype=torch.float32),
+            "inputs": torch.tensor(cloud, dtype=torch.float32),
+            "model_id": str(item % len(SHAPES)),
+        }
+
+
+def small_model(z_dim: int = 0, encoder: bool = True, **kwargs) -> OccupancyNetwork:
+    c_dim = 32 if encoder else 0
+    decoder = (
+        DecoderCBatchNorm(c_dim=c_dim, z_dim=z_dim, hidden_dim=64)
+        if encoder
+        else DecoderResnetFC(z_dim=z_dim, hidden_dim=64)
+    )
+    return OccupancyNetwork(
+        decoder=decoder,
+        loss=OccupancyLoss(),
+        optimizer=lambda params: torch.optim.Adam(params, lr=3e-3),
+        scheduler=lambda opt: torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[250], gamma=0.1),
+        scheduler_interval="step",
+        encoder=ResnetPointNetEncoder(c_dim=c_dim, hidden_dim=32) if encoder else None,
+        latent_encoder=LatentEncoder(z_dim, c_dim=c_dim, hidden_dim=32) if z_dim else None,
+        c_dim=c_dim,
+        z_dim=z_dim,
+        extraction={"resolution0": 16, "upsampling_steps": 1},
+        **kwargs,
+    )
+
+
+def fit(model: OccupancyNetwork, steps: int, num_points: int = 1024) -> None:
+    """A few hundred Adam steps; one torch thread (small layers: extra threads only contend on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    loader = DataLoader(AnalyticShapes(num_points, seed=0), batch_size=4)
+    trainer = pl.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    try:
+        trainer.fit(model, train_dataloaders=loader)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def trained_model() -> OccupancyNetwork:
+    torch.manual_seed(0)
+    model = small_model()
+    fit(model, steps=350)
+    return model.eval()
+
+
+def test_overfits_analytic_shapes_from_noisy_point_clouds(trained_model):
+    batch = AnalyticShapes(20_000, seed=99)
+    items = [batch[i] for i in range(len(SHAPES))]
+    points = torch.stack([item["points"] for item in items])
+    inputs = torch.stack([item["inputs"] for item in items])
+    occ = torch.stack([item["occ"] for item in items]) > 0.5
+    with torch.no_grad():
+        logits = trained_model(points, inputs)
+    iou = occupancy_iou(logits >= probability_to_logit(0.2), occ)
+    assert iou.min() > 0.7, iou
+    assert iou.mean() > 0.8, iou
+
+
+def test_reconstruct_returns_occnet_frame_meshes_close_to_the_shapes(trained_model):
+    data = AnalyticShapes(16, seed=7)
+    items = [data[i] for i in range(2)]  # the big sphere and the small one
+    batch = {
+        "inputs": torch.stack([it["inputs"] for it in items]),
+        "model_id": [it["model_id"] for it in items],
+    }
+    recons = trained_model.reconstruct(batch)
+    assert [r.frame for r in recons] == ["occnet", "occnet"]
+    for recon, (_, centre, radius) in zip(recons, SHAPES[:2]):
+        assert len(recon.mesh.faces) > 100
+        distance = np.linalg.norm(recon.mesh.vertices - np.asarray(centre), axis=-1)
+        assert abs(np.median(distance) - radius) < 0.05
+
+
+class RadialField(torch.nn.Module):
+    """Decoder stand-in: logit(p) = k * (r0 - |p|), so sigma = 0.2 on the sphere r0 + log(4) / k."""
+
+    def __init__(self, r0=0.25, k=10.0):
+        super().__init__()
+        self.r0, self.k = r0, k
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, points, z, c):
+        return self.k * (self.r0 - points.norm(dim=-1)) + 0 * self.dummy
+
+
+def radial_model(**kwargs) -> OccupancyNetwork:
+    model = OccupancyNetwork(
+        decoder=RadialField(),
+        loss=OccupancyLoss(),
+        optimizer=torch.optim.Adam,
+        encoder=torch.nn.Flatten(),
+        c_dim=3,
+        extraction={"resolution0": 16, "upsampling_steps": 2},
+        **kwargs,
+    )
+    return model
+
+
+def test_mesh_is_extracted_at_the_threshold_probability_as_a_logit():
+    model = radial_model(threshold=0.2)
+    mesh = model.reconstruct({"inputs": torch.zeros(1, 3)})[0].mesh
+    radius = np.linalg.norm(mesh.vertices, axis=-1)
+    expected = 0.25 + math.log(4.0) / 10.0  # sigma(k (r0 - r)) = 0.2  <=>  r = r0 + log(4) / k
+    assert abs(radius.mean() - expected) < 0.005
+    assert mesh.is_watertight and mesh.volume > 0  # outward faces
+    half = model.reconstruct({"inputs": torch.zeros(1, 3)}) and radial_model(threshold=0.5)
+    assert (
+        abs(
+            np.linalg.norm(half.reconstruct({"inputs": torch.zeros(1, 3)})[0].mesh.vertices, axis=-1).mean()
+            - 0.25
+        )
+        < 0.005
+    )
+    with pytest.raises(ShapelabError, match="threshold"):
+        radial_model(threshold=1.0)
+
+
+def test_refinement_moves_vertices_to_the_level_set():
+    field = RadialField(r0=0.3, k=10.0)
+    target = 0.3 + math.log(4.0) / 10.0
+    mesh = trimesh.creation.icosphere(2, radius=0.3)
+    refined = refine_mesh(
+        mesh,
+        lambda p: field(p, None, None),
+        threshold=0.2,
+        steps=60,
+        lr=2e-3,
+        generator=torch.Generator().manual_seed(0),
+    )
+    before = np.abs(np.linalg.norm(mesh.vertices, axis=-1) - target).mean()
+    after = np.abs(np.linalg.norm(refined.vertices, axis=-1) - target).mean()
+    assert after < 0.3 * before
+    assert np.array_equal(refined.faces, mesh.faces)
+
+
+def test_simplification_reduces_faces_and_keeps_the_shape():
+    mesh = trimesh.creation.icosphere(4, radius=0.3)
+    simple = simplify_mesh(mesh, 500)
+    assert len(simple.faces) <= 520 < len(mesh.faces)
+    assert np.abs(np.linalg.norm(simple.vertices, axis=-1) - 0.3).max() < 0.01
+
+
+def test_vae_trains_with_a_kl_term_and_samples_unconditional_meshes(tmp_path):
+    torch.manual_seed(0)
+    model = small_model(z_dim=4, encoder=False, samples={"num": 2, "resolution0": 8, "upsampling_steps": 1})
+    data = AnalyticShapes(256, seed=1)
+    batch = {k: torch.stack([data[i][k] for i in range(2)]) for k in ("points", "occ")}
+    logged = {}
+    model.log = lambda name, value, **kw: logged.__setitem__(name, float(value))
+    model.training_step(batch, 0)
+    assert {"train/loss", "train/bce", "train/kl"} <= set(logged)
+    assert math.isclose(logged["train/loss"], logged["train/bce"] + logged["train/kl"], rel_tol=1e-5)
+    recon = model.reconstruct({"model_id": ["a", "b"]})
+    assert len(recon) == 2
+    meshes = model.sample_meshes(2)
+    assert len(meshes) == 2
+
+    class FakeTrainer:
+        default_root_dir, current_epoch, global_step, loggers = str(tmp_path), 3, 0, []
+
+    model._trainer = FakeTrainer()
+    path = model.log_unconditional_samples()
+    assert path == tmp_path / "samples" / "epoch_0003.png" and path.stat().st_size > 1000
+
+
+def test_iou_and_config_errors():
+    pred = torch.tensor([[True, True, False, False]])
+    occ = torch.tensor([[True, False, True, False]])
+    assert occupancy_iou(pred, occ).item() == pytest.approx(1 / 3)
+    assert (
+        occupancy_iou(torch.zeros(1, 3, dtype=torch.bool), torch.zeros(1, 3, dtype=torch.bool)).item() == 1.0
+    )
+    with pytest.raises(ShapelabError, match="latent_encoder"):
+        OccupancyNetwork(decoder=RadialField(), loss=OccupancyLoss(), optimizer=torch.optim.Adam, z_dim=3)
+    with pytest.raises(ShapelabError, match="encoder"):
+        OccupancyNetwork(decoder=RadialField(), loss=OccupancyLoss(), optimizer=torch.optim.Adam)

@@ -10,13 +10,14 @@ import pytorch_lightning as pl
 import torch
 import trimesh
 from scipy.spatial import cKDTree
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader, Dataset
 
 from geometry.extraction import extract_mesh
 from losses.deepsdf import DeepSDFLoss
 from models.deepsdf import DeepSDF, StepSchedule
 from models.latent_optimisation import LatentFitSchedule, fit_latents, half_space_mask
-from models.networks.deepsdf_decoder import DeepSDFDecoder
+from models.networks.deepsdf_decoder import DeepSDFDecoder, inverted_dropout
 from shapelab.errors import ShapelabError
 
 
@@ -125,6 +126,16 @@ def test_dropout_only_in_training():
     torch.testing.assert_close(decoder(latents, xyz), decoder(latents, xyz))
     decoder.train()
     assert not torch.allclose(decoder(latents, xyz), decoder(latents, xyz))
+
+
+def test_inverted_dropout_statistics():
+    torch.manual_seed(0)
+    h = torch.ones(200_000)
+    out = inverted_dropout(h, 0.2, training=True)
+    assert abs(float((out == 0).float().mean()) - 0.2) < 0.005
+    assert set(out.unique().tolist()) == {0.0, 1.25}
+    assert float(out.mean()) == pytest.approx(1.0, abs=0.01)
+    assert torch.equal(inverted_dropout(h, 0.2, training=False), h)
 
 
 def test_invalid_skip_layer_is_rejected():
@@ -258,7 +269,9 @@ def test_overfits_two_shapes_and_reconstructs_them(tmp_path):
     assert {"train/loss", "train/latent_reg"} <= set(trainer.callback_metrics)
     saved = list((tmp_path / "meshes" / "epoch_0249").glob("*.ply"))
     assert [p.name for p in saved] == ["analytic_s0.ply"] and len(trimesh.load(saved[0]).faces) > 100
-    assert any(p.name.startswith("events") for p in (tmp_path / "tb").iterdir())
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert events.Tags()["images"] == ["val_mesh/analytic_s0"]
 
     for i, (sdf_fn, make_truth) in enumerate(SHAPES):
         latent = model.latents.weight[i].detach()

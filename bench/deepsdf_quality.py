@@ -27,7 +27,10 @@ sys.path.insert(0, str(REPO_ROOT))
 QUICK = [
     "experiment=deepsdf_chairs", "trainer.max_epochs=20", "trainer.check_val_every_n_epoch=20",
     "model.reconstruction.num_iterations=30", "model.extract_mesh.resolution=32", "model.mesh_every_n_epochs=0",
+    "evaluate.contact_sheet_shapes=0",
 ]
+# only the metric groups this bench reports (Chamfer as DeepSDF, IoU)
+REPORTED_GROUPS = ["evaluate.groups=[iou,deepsdf]"]
 
 
 def compose_train_config(overrides: list[str], output_dir: Path):
@@ -53,7 +56,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="chairs, 20 epochs, coarse meshes (< 1 min)")
     parser.add_argument("overrides", nargs="*", help="hydra overrides, e.g. trainer.max_epochs=300")
     args = parser.parse_args()
-    overrides = ([] if args.quick else ["experiment=deepsdf_all"]) + (QUICK if args.quick else []) + args.overrides
+    overrides = [*(QUICK if args.quick else ["experiment=deepsdf_all"]), *REPORTED_GROUPS, *args.overrides]
     out = REPO_ROOT / "logs" / "bench_deepsdf_quality" / time.strftime("%Y-%m-%d_%H-%M-%S")
     cfg = compose_train_config(overrides, out)
 

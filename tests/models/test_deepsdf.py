@@ -21,6 +21,15 @@ from models.networks.deepsdf_decoder import DeepSDFDecoder, inverted_dropout
 from shapelab.errors import ShapelabError
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """These networks are tiny: one thread is as fast on an idle machine and far faster on a shared one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # -- analytic shapes (deepsdf frame, SDF < 0 inside) -------------------------------------------------
 def sphere_sdf(p: torch.Tensor) -> torch.Tensor:
     return p.norm(dim=-1) - 0.6

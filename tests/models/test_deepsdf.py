@@ -19,15 +19,7 @@ from models.deepsdf import DeepSDF, StepSchedule
 from models.latent_optimisation import LatentFitSchedule, fit_latents, half_space_mask
 from models.networks.deepsdf_decoder import DeepSDFDecoder, inverted_dropout
 from shapelab.errors import ShapelabError
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These networks are tiny: one thread is as fast on an idle machine and far faster on a shared one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from tests.torch_threads import single_thread  # noqa: F401  (autouse: one torch thread, tiny nets)
 
 
 # -- analytic shapes (deepsdf frame, SDF < 0 inside) -------------------------------------------------

@@ -286,6 +286,11 @@ def test_overfits_two_shapes_and_reconstructs_them(tmp_path):
     for (sdf_fn, make_truth), recon in zip(SHAPES, reconstructions):
         assert deepsdf_chamfer(recon.mesh, make_truth()) * 1e3 < 2.0
 
+    # shape completion: only the samples with x > 0 are observed, the whole shape comes back
+    batch["observed"] = half_space_mask(batch["xyz"], torch.tensor([1.0, 0.0, 0.0]))
+    for (sdf_fn, make_truth), recon in zip(SHAPES, model.reconstruct(batch)):
+        assert deepsdf_chamfer(recon.mesh, make_truth()) * 1e3 < 3.0
+
 
 # -- experiment configs, end to end on tiny data ------------------------------------------------------
 CHAIR = "03001627"

@@ -1,7 +1,7 @@
 """Benchmark: MeshSDF refinement vs plain DeepSDF latent reconstruction on held-out built-in shapes.
 
     python bench/meshsdf_refine.py            # 12 training cars, 3 held-out, both tasks
-    python bench/meshsdf_refine.py --quick    # tiny: 4 training shapes, 1 held out, silhouettes only
+    python bench/meshsdf_refine.py --quick    # tiny: 3 training shapes, 1 held out, silhouettes only
 
 Trains a small DeepSDF (latent 32, 5 x 128, 1000 steps) in-process on built-in synthetic shapes
 (datamodules/synthetic.py, one category), then for each held-out shape and task runs
@@ -74,13 +74,13 @@ def main() -> None:
                         help="where before/after/per-iteration meshes are written")
     args = parser.parse_args()
     quick = args.quick
-    num_train, num_test = (4, 1) if quick else (12, 3)
+    num_train, num_test = (3, 1) if quick else (12, 3)
     synset = {name: key for key, name in CATEGORIES.items()}[args.category]
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
-    shapes = [built_in_shape(synset, i, 20000, rng) for i in range(num_train + num_test)]
+    shapes = [built_in_shape(synset, i, 5000 if quick else 20000, rng) for i in range(num_train + num_test)]
     decoder = train_deepsdf(torch.stack([s[1] for s in shapes[:num_train]]),
-                            torch.stack([s[2] for s in shapes[:num_train]]), 150 if quick else 1000, args.seed)
+                            torch.stack([s[2] for s in shapes[:num_train]]), 100 if quick else 1000, args.seed)
     print(f"data + training: {time.perf_counter() - start:.0f} s")
 
     tasks = ["silhouette"] if quick else ["pointcloud", "silhouette"]
@@ -92,10 +92,10 @@ def main() -> None:
             loss=MeshSDFLoss(chamfer_weight=1.0, silhouette_weight=1.0, latent_weight=1e-4, num_samples=3000,
                              renderer=SoftSilhouette(sigma=1.0, cull_backfaces=True,
                                                      aggregation="nearest_outside")),
-            baseline=LatentFitSchedule(num_iterations=60 if quick else 300, num_samples=4000),
-            refine=RefineSchedule(iterations=8 if quick else 30, lr=5e-3,
-                                  resolution=32 if quick else 48),
-            num_views=4 if quick else 6, image_size=48 if quick else 64, seed=args.seed,
+            baseline=LatentFitSchedule(num_iterations=40 if quick else 300, num_samples=4000),
+            refine=RefineSchedule(iterations=6 if quick else 30, lr=5e-3,
+                                  resolution=24 if quick else 48),
+            num_views=3 if quick else 6, image_size=40 if quick else 64, seed=args.seed,
         )
         rows = []
         for target, _, _ in shapes[num_train:]:

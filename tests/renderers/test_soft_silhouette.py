@@ -126,6 +126,21 @@ def test_nearest_outside_is_unbiased_where_the_union_bloats():
     assert best["nearest_outside"] == 1.0
 
 
+def test_gradients_move_the_mesh_towards_a_larger_target():
+    """The silhouette L1 to a larger disk pushes the sphere's vertices outward."""
+    mesh, K, Rt = sphere_views(32, subdivisions=2)
+    K = K.clone()
+    K[:, :2, 2] = 16.0
+    K[:, 0, 0] = K[:, 1, 1] = 30.0
+    vertices = torch.tensor(mesh.vertices, requires_grad=True)
+    renderer = SoftSilhouette(sigma=1.0)
+    bigger = renderer(1.3 * vertices.detach(), torch.tensor(mesh.faces), K, Rt, (32, 32))
+    loss = (renderer(vertices, torch.tensor(mesh.faces), K, Rt, (32, 32)) - bigger).abs().mean()
+    loss.backward()
+    radial = (vertices.grad * vertices.detach()).sum(-1)
+    assert radial.sum() < 0  # descent direction is outward
+
+
 def test_empty_mesh_renders_background():
     image = rasterize_soft_silhouette(torch.zeros(0, 3, 2), 5, 6)
     assert image.shape == (5, 6) and image.abs().sum() == 0

@@ -82,9 +82,16 @@ class DeepSDFDecoder(nn.Module):
         self.dropout = dropout
 
     def linear_layer_shapes(self) -> list[tuple[int, int]]:
-        """(in_features, out_features) of every linear layer, for analytic FLOP counts."""
+        """(in_features, out_features) of every linear layer: the model's FLOPs, 2·in·out per sample."""
         layers = [*self.hidden, self.output]
         return [(layer.in_features, layer.out_features) for layer in layers]
+
+    def executed_flops_per_sample(self) -> int:
+        """Forward multiply-add FLOPs per sample as computed: the z columns of the first and skip
+        layers run once per shape, not per sample (``_input_layer``)."""
+        input_layers = {0, *self.skip_layers}
+        return sum(2 * (i - self.latent_size * (k in input_layers)) * o
+                   for k, (i, o) in enumerate(self.linear_layer_shapes()))
 
     def forward(self, latents: torch.Tensor, xyz: torch.Tensor) -> torch.Tensor:
         """SDF at query points.
@@ -95,15 +102,31 @@ class DeepSDFDecoder(nn.Module):
         Returns:
             (B, S) predicted signed distances (negative inside), in (-1, 1) with ``final_tanh``.
         """
-        batch, num_samples, _ = xyz.shape
-        inputs = torch.cat([latents[:, None, :].expand(batch, num_samples, self.latent_size), xyz], dim=-1)
-        inputs = inputs.reshape(batch * num_samples, -1)
-        h = inputs
+        h = None
         for k, layer in enumerate(self.hidden):
-            if k in self.skip_layers:
-                h = torch.cat([h, inputs], dim=-1)
-            h = inverted_dropout(torch.relu(layer(h)), self.dropout, self.training)
+            if k == 0 or k in self.skip_layers:
+                h = self._input_layer(layer, h, latents, xyz)
+            else:
+                h = layer(h)
+            h = inverted_dropout(torch.relu(h), self.dropout, self.training)
         sdf = self.output(h)
         if self.final_tanh:
             sdf = torch.tanh(sdf)
-        return sdf.reshape(batch, num_samples)
+        return sdf.squeeze(-1)
+
+    def _input_layer(
+        self, layer: nn.Linear, h: torch.Tensor | None, latents: torch.Tensor, xyz: torch.Tensor
+    ) -> torch.Tensor:
+        """``layer([h, z, x])`` for the first layer (no h) and the skip layers, (B, S, out).
+
+        The same maths as concatenating z to every sample, but the z columns of the weight are
+        applied once per shape (B rows instead of B·S): it saves 2·L·out FLOPs per sample and
+        layer and the (B, S, L) copy of the codes.
+        """
+        weight = layer.weight  # normalised when weight norm is on
+        width = 0 if h is None else h.shape[-1]
+        w_h, w_z, w_x = weight.split([width, self.latent_size, 3], dim=1)
+        per_shape = F.linear(latents, w_z, layer.bias)[:, None, :]
+        per_sample = xyz if h is None else torch.cat([h, xyz], dim=-1)
+        w_sample = w_x if h is None else torch.cat([w_h, w_x], dim=1)
+        return torch.baddbmm(per_shape, per_sample, w_sample.t().expand(len(latents), -1, -1))

@@ -106,6 +106,21 @@ def test_decoder_treats_shapes_independently_and_is_bounded():
             torch.testing.assert_close(batched[b, s], single[0, 0])
 
 
+def test_decoder_equals_the_concatenating_mlp():
+    """Applying the code columns once per shape is the same maths as the paper's [z, x] concatenation."""
+    torch.manual_seed(0)
+    decoder = DeepSDFDecoder(latent_size=6, hidden_dim=24, num_layers=4, skip_layers=(2,), dropout=0.0).eval()
+    latents, xyz = torch.randn(3, 6), torch.randn(3, 7, 3)
+    inputs = torch.cat([latents[:, None].expand(3, 7, 6), xyz], dim=-1)
+    h = inputs
+    for k, layer in enumerate(decoder.hidden):
+        h = torch.relu(layer(torch.cat([h, inputs], dim=-1) if k == 2 else h))
+    reference = torch.tanh(decoder.output(h))[..., 0]
+    torch.testing.assert_close(decoder(latents, xyz), reference)
+    nominal = sum(2 * i * o for i, o in decoder.linear_layer_shapes())
+    assert decoder.executed_flops_per_sample() == nominal - 2 * 6 * (24 + 24)
+
+
 def test_skip_layer_carries_the_input():
     """Zeroing every layer before the skip leaves the output a function of [z, x] through the skip only."""
     torch.manual_seed(0)

@@ -21,7 +21,7 @@ def inverted_dropout(h: torch.Tensor, p: float, training: bool) -> torch.Tensor:
 
     On CPU the keep mask is drawn 16 random bits per value (four per int64 from ``torch.randint``),
     with p rounded to a multiple of 2^-16 (0.2 -> 0.199997) and the kept values scaled by the exact
-    1/(1 - p_rounded), so the expectation is unchanged. F.dropout's ``bernoulli_`` is about 9x slower
+    1/(1 - p_rounded), so the expectation is unchanged. F.dropout's ``bernoulli_`` is about 8x slower
     on CPU in torch 2.14 and dominated the non-matmul cost of a paper-preset training step
     (bench/train_throughput.py). Other devices use F.dropout (fused on CUDA).
     """

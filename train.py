@@ -7,12 +7,20 @@ from pathlib import Path
 import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
-from pytorch_lightning.callbacks import ProgressBar
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ProgressBar
 
 from shapelab import config as config_check
-from shapelab.runs import fill_from_facts, group_sweep_run, instantiate_group, resolve_ckpt_path, run_entry_point, save_run_config
+from shapelab.checkpoints import load_weights
+from shapelab.runs import (
+    fill_from_facts,
+    group_sweep_run,
+    instantiate_group,
+    resolve_ckpt_path,
+    run_entry_point,
+    save_run_config,
+)
 
 log = logging.getLogger("shapelab.train")
 
@@ -48,15 +56,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     metrics: dict[str, float] = {}
+    ckpt = resolve_ckpt_path(cfg.ckpt_path, cfg.paths.log_dir, cfg.task_name)
     if cfg.train:
-        ckpt = resolve_ckpt_path(cfg.ckpt_path, cfg.paths.log_dir, cfg.task_name)
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    elif ckpt:
+        load_weights(model, ckpt)
 
     if cfg.evaluate_after_training and trainer.is_global_zero:
         from shapelab.evaluation import evaluate_model
 
-        # the model as trained (= checkpoints/last.ckpt); score another checkpoint with evaluate.py
+        # the model as trained (= checkpoints/last.ckpt) or as loaded from ckpt_path with train=false
         eval_out = f"{cfg.paths.output_dir}/eval/{cfg.evaluate.split}"
         metrics.update(evaluate_model(model, datamodule, cfg.evaluate, eval_out, loggers=loggers))
     if trainer.is_global_zero:

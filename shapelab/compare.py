@@ -17,10 +17,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
+import matplotlib.pyplot as plt
+from omegaconf import OmegaConf
 
-from shapelab.errors import ShapelabError  # noqa: E402
+from shapelab.errors import ShapelabError
 
 
 @dataclass
@@ -99,7 +99,7 @@ def _is_number(value) -> bool:
 
 def load_run(path: Path, split: str = "test") -> Run:
     config = OmegaConf.to_container(OmegaConf.load(path / ".hydra" / "config.yaml"), resolve=False)
-    run = Run(path=path, name=path.name if path.parent.name not in ("runs",) else path.name, config=_flatten(config))
+    run = Run(path=path, name=path.name, config=_flatten(config))
     run.curves = _read_curves(path / "csv" / "metrics.csv")
     summary = path / "eval" / split / "summary.json"
     if summary.is_file():

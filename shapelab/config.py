@@ -58,14 +58,14 @@ def check_targets(node, key: str = "") -> None:
             target = locate_target(target_path, key or "<root>")
             accepted, takes_kwargs = _accepted_parameters(target)
             if not takes_kwargs:
-                for child in node.keys():
+                for child in node:
                     if child not in HYDRA_SPECIAL_KEYS and child not in accepted:
                         where = f"{key}.{child}" if key else str(child)
                         raise ShapelabError(
                             f"config key '{where}' is not a parameter of {target_path}"
                             f"{_suggest(str(child), accepted)}; remove or rename it"
                         )
-        for child in node.keys():
+        for child in node:
             if child == "hydra":
                 continue
             value = node._get_node(child)
@@ -80,7 +80,7 @@ def check_targets(node, key: str = "") -> None:
 def check_top_level(cfg: DictConfig, allowed: Iterable[str]) -> None:
     """Reject top-level keys that no part of the framework reads."""
     allowed = set(allowed)
-    for key in cfg.keys():
+    for key in cfg:
         if key not in allowed:
             raise ShapelabError(f"unknown top-level config key '{key}'{_suggest(str(key), allowed)}; remove or rename it")
 

@@ -76,7 +76,7 @@ def run_entry_point(task: Callable[[DictConfig], float | None], cfg: DictConfig,
         if not multirun:
             print(summary, file=sys.stderr)
             sys.exit(2)
-    except Exception as exc:  # noqa: BLE001 - a sweep records the failure and goes on
+    except Exception as exc:
         if not multirun:
             raise
         cause = exc.__cause__ or exc

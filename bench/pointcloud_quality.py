@@ -70,6 +70,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20 s of training per method")
     parser.add_argument("--minutes", type=float, default=15.0, help="training minutes per method (full run)")
+    parser.add_argument("--methods", nargs="+", choices=sorted(METHODS), default=list(METHODS),
+                        help="train only these (the untrained network is always scored)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: fastest on the shared, oversubscribed 2-core machine)")
     parser.add_argument("overrides", nargs="*", help="hydra overrides for every run, e.g. data.batch_size=16")
@@ -81,8 +83,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = REPO_ROOT / "logs" / "bench_pointcloud_quality" / time.strftime("%Y-%m-%d_%H-%M-%S")
     results = {"untrained": run(METHODS["chamfer3d"], None, args.overrides, out / "untrained")}
-    for name, experiment in METHODS.items():
-        results[name] = run(experiment, seconds, args.overrides, out / name)
+    for name in args.methods:
+        results[name] = run(METHODS[name], seconds, args.overrides, out / name)
 
     print(f"\ntest chairs, {seconds:.0f} s of training per method, torch threads {torch.get_num_threads()}")
     print(f"{'method':>10} {'chamfer_capnet':>15} {'emd_capnet':>11} {'train_steps':>12} {'wall_s':>7}")
@@ -91,9 +93,9 @@ def main() -> None:
         print(f"{name:>10} {metrics['eval/test/chamfer_capnet']:15.5f} {metrics['eval/test/emd_capnet']:11.5f} "
               f"{steps:>12} {metrics['wall_s']:7.1f}")
     summary = " ".join(
-        f"{name}_chamfer={results[name]['eval/test/chamfer_capnet']:.5f}" for name in (*METHODS, "untrained")
+        f"{name}_chamfer={results[name]['eval/test/chamfer_capnet']:.5f}" for name in (*args.methods, "untrained")
     )
-    emds = " ".join(f"{name}_emd={results[name]['eval/test/emd_capnet']:.5f}" for name in (*METHODS, "untrained"))
+    emds = " ".join(f"{name}_emd={results[name]['eval/test/emd_capnet']:.5f}" for name in (*args.methods, "untrained"))
     print(f"pointcloud_quality {summary} {emds}")
 
 

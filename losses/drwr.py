@@ -16,12 +16,14 @@ The paper fixes the structure (unary on a silhouette distance image, repulsion o
 inside); the exact decay of D (linear in the distance transform) and the repulsion kernel (a Gaussian
 of bandwidth h over all inside pairs, no k-NN cut) are this implementation's choices, set in conf/loss/drwr.yaml.
 
-Distances are in pixels. The all-pairs sum runs over chunks of query points so memory stays
-bounded (``chunk_elements`` pair entries at a time).
+Distances are in pixels. The pairwise sum visits only neighbours within a few h, found with a
+KD-tree, so time and memory grow with N·(neighbours), not N².
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
+from scipy.spatial import cKDTree
 from torch import nn
 from torch.nn import functional as F
 
@@ -74,26 +76,35 @@ def inside_silhouette(uv: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return in_image & on_mask
 
 
-def drwr_repulsion(
-    uv: torch.Tensor, inside: torch.Tensor, bandwidth_px: float, chunk_elements: int = 2**24
-) -> torch.Tensor:
+def inside_neighbour_pairs(uv: torch.Tensor, inside: torch.Tensor, radius: float) -> torch.Tensor:
+    """Pairs of inside points closer than ``radius`` (px), per view, from a KD-tree (scipy cKDTree).
+
+    Args: uv: (M, N, 2) projected points; inside: (M, N) bool. Returns: (P, 3) long rows (view, n, m), n < m.
+    """
+    points, flags = uv.detach().cpu().numpy(), inside.cpu().numpy()
+    rows = []
+    for view, (view_points, view_flags) in enumerate(zip(points, flags)):
+        index = np.flatnonzero(view_flags)
+        pairs = index[cKDTree(view_points[index]).query_pairs(radius, output_type="ndarray")]
+        rows.append(np.column_stack([np.full(len(pairs), view), pairs]))
+    return torch.from_numpy(np.concatenate(rows).astype(np.int64)).to(uv.device)
+
+
+def drwr_repulsion(uv: torch.Tensor, inside: torch.Tensor, bandwidth_px: float, cutoff: float = 3.0) -> torch.Tensor:
     """DRWR Eq. 3: structure-aware repulsion between projected points that are both inside.
 
-    Args: uv: (B, V, N, 2) projected points; inside: (B, V, N) bool; bandwidth_px: h;
-    chunk_elements: pair entries evaluated at once. Returns: (B, V).
+    Only pairs closer than ``cutoff · h`` are summed (neighbours from a KD-tree, O(N log N) per view);
+    a farther pair would add less than exp(-cutoff²) each (1.2e-4 at the default 3).
+
+    Args: uv: (B, V, N, 2) projected points; inside: (B, V, N) bool; bandwidth_px: h. Returns: (B, V).
     """
     lead, num_points = uv.shape[:-2], uv.shape[-2]
     flat_uv = uv.reshape(-1, num_points, 2)
-    flat_in = inside.reshape(-1, num_points).to(uv.dtype)
-    chunk = max(1, chunk_elements // max(1, flat_uv.shape[0] * num_points))
-    total = uv.new_zeros(flat_uv.shape[0])
-    index = torch.arange(num_points, device=uv.device)
-    for start in range(0, num_points, chunk):
-        query = flat_uv[:, start : start + chunk]
-        sq_dist = ((query[:, :, None, :] - flat_uv[:, None, :, :]) ** 2).sum(-1)  # (M, c, N)
-        pair_in = flat_in[:, start : start + chunk, None] * flat_in[:, None, :]
-        not_self = (index[start : start + chunk, None] != index[None, :]).to(uv.dtype)
-        total = total + (torch.exp(-sq_dist / bandwidth_px**2) * pair_in * not_self).sum(dim=(1, 2))
+    pairs = inside_neighbour_pairs(flat_uv, inside.reshape(-1, num_points), cutoff * bandwidth_px)
+    view, first, second = pairs.unbind(-1)
+    sq_dist = ((flat_uv[view, first] - flat_uv[view, second]) ** 2).sum(-1)
+    kernel = 2.0 * torch.exp(-sq_dist / bandwidth_px**2)  # each unordered pair counts as (n, m) and (m, n)
+    total = uv.new_zeros(flat_uv.shape[0]).index_add(0, view, kernel)
     return (total / num_points).reshape(lead)
 
 

@@ -51,23 +51,28 @@ def test_inside_silhouette_uses_the_pixel_containing_the_point():
     assert inside_silhouette(uv, mask).tolist() == [[[True, True, False, False, False, False]]]
 
 
-def repulsion_loop(uv: np.ndarray, inside: np.ndarray, h: float) -> float:
+def repulsion_loop(uv: np.ndarray, inside: np.ndarray, h: float, cutoff: float) -> float:
     n = len(uv)
-    total = sum(
-        math.exp(-((uv[i] - uv[j]) ** 2).sum() / h**2)
-        for i in range(n) for j in range(n) if i != j and inside[i] and inside[j]
-    )
+    total = 0.0
+    for i in range(n):
+        for j in range(n):
+            d2 = ((uv[i] - uv[j]) ** 2).sum()
+            if i != j and inside[i] and inside[j] and d2 < (cutoff * h) ** 2:
+                total += math.exp(-d2 / h**2)
     return total / n
 
 
-@pytest.mark.parametrize("chunk_elements", [7, 2**24])
-def test_repulsion_matches_pair_loop_only_inside_pairs(chunk_elements):
+@pytest.mark.parametrize("cutoff", [100.0, 3.0, 1.0])
+def test_repulsion_matches_pair_loop_only_inside_pairs(cutoff):
     rng = np.random.default_rng(2)
-    uv = rng.uniform(0, 4, size=(2, 3, 11, 2))
-    inside = rng.uniform(size=(2, 3, 11)) < 0.6
-    ours = drwr_repulsion(torch.from_numpy(uv), torch.from_numpy(inside), 1.5, chunk_elements).numpy()
-    expected = np.array([[repulsion_loop(uv[b, v], inside[b, v], 1.5) for v in range(3)] for b in range(2)])
+    uv = rng.uniform(0, 6, size=(2, 3, 15, 2))
+    inside = rng.uniform(size=(2, 3, 15)) < 0.6
+    ours = drwr_repulsion(torch.from_numpy(uv), torch.from_numpy(inside), 1.5, cutoff).numpy()
+    expected = np.array([[repulsion_loop(uv[b, v], inside[b, v], 1.5, cutoff) for v in range(3)] for b in range(2)])
     assert np.allclose(ours, expected, rtol=1e-12)
+    if cutoff == 3.0:  # the neighbour cut changes the all-pairs value by < exp(-9) per pair
+        all_pairs = drwr_repulsion(torch.from_numpy(uv), torch.from_numpy(inside), 1.5, 100.0).numpy()
+        assert np.allclose(ours, all_pairs, atol=15 * math.exp(-9))
 
 
 def test_drwr_terms_pass_gradcheck():

@@ -44,7 +44,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     if cfg.get("stage"):
         stage = hydra.utils.instantiate(cfg.stage, _convert_="partial")
-        return stage(cfg, datamodule)
+        metrics = stage(cfg, datamodule)
+        print("\n".join(f"{name}: {value:.5g}" for name, value in metrics.items()))
+        print_run_summary(cfg.paths.output_dir, [])
+        return metrics
 
     model = hydra.utils.instantiate(cfg.model)
     loggers = instantiate_group(cfg.get("logger"))

@@ -1,7 +1,7 @@
 """Compare runs: final metrics, differing config values, learning curves and per-category bars.
 
 Reads only what every run writes locally (``.hydra/config.yaml``, ``csv/metrics.csv`` from the CSV
-logger, ``eval/<split>/summary.json`` and ``per_category.csv`` from evaluation), so it needs no
+logger, ``eval/<split>/summary.json`` from evaluation), so it needs no
 account and no network. Writes ``report.md`` + PNG plots and a self-contained ``report.html``.
 """
 from __future__ import annotations
@@ -21,6 +21,10 @@ import matplotlib.pyplot as plt
 from omegaconf import OmegaConf
 
 from shapelab.errors import ShapelabError
+
+# shown only when asked for with --metrics (the main table stays readable)
+SECONDARY_EVAL_METRICS = {"accuracy_occnet", "completeness_occnet", "precision_1pct", "recall_1pct",
+                          "precision_2pct", "recall_2pct", "chamfer_l2_occnet", "fscore_2pct"}
 
 
 @dataclass
@@ -79,16 +83,6 @@ def _read_curves(csv_path: Path) -> dict[str, list[tuple[int, float]]]:
     return curves
 
 
-def _read_per_category(path: Path) -> dict[str, dict[str, float]]:
-    table: dict[str, dict[str, float]] = {}
-    if path.is_file():
-        with path.open() as f:
-            for row in csv.DictReader(f):
-                category = row.pop("category", None) or row.pop("synset", "?")
-                table[category] = {k: float(v) for k, v in row.items() if _is_number(v)}
-    return table
-
-
 def _is_number(value) -> bool:
     try:
         float(value)
@@ -102,11 +96,13 @@ def load_run(path: Path, split: str = "test") -> Run:
     run = Run(path=path, name=path.name, config=_flatten(config))
     run.curves = _read_curves(path / "csv" / "metrics.csv")
     summary = path / "eval" / split / "summary.json"
-    if summary.is_file():
+    if summary.is_file():  # evaluation means: over classes (OccNet's reporting), and per category
         data = json.loads(summary.read_text())
-        overall = data.get("overall", data)
-        run.evaluation = {k: float(v) for k, v in _flatten(overall).items() if _is_number(v)}
-    run.per_category = _read_per_category(path / "eval" / split / "per_category.csv")
+        run.evaluation = {k: float(v) for k, v in data.get("mean_over_classes", {}).items() if _is_number(v)}
+        run.per_category = {
+            category: {k: float(v) for k, v in values.items() if _is_number(v) and k != "num_shapes"}
+            for category, values in data.get("per_category", {}).items()
+        }
     run.failed = (path / "FAILED").is_file()
     return run
 
@@ -114,7 +110,7 @@ def load_run(path: Path, split: str = "test") -> Run:
 def differing_config(runs: list[Run]) -> list[str]:
     """Config keys whose values differ between runs (paths and logger plumbing left out)."""
     keys = sorted(set().union(*(r.config for r in runs)))
-    skip = ("paths.", "logger.", "hydra.", "callbacks.")
+    skip = ("paths.", "logger.", "hydra.", "callbacks.", "tags")
     return [k for k in keys if not k.startswith(skip) and len({repr(r.config.get(k)) for r in runs}) > 1]
 
 
@@ -155,18 +151,22 @@ def plot_curves(runs: list[Run], metrics: list[str], path: Path) -> Path | None:
     return path
 
 
-def plot_categories(runs: list[Run], metric: str, path: Path) -> Path | None:
+def plot_categories(runs: list[Run], metrics: list[str], path: Path) -> Path | None:
+    """One bar chart per metric: each category's mean, one bar per run."""
     categories = sorted(set().union(*(r.per_category for r in runs)))
-    if not categories or not any(metric in v for r in runs for v in r.per_category.values()):
+    metrics = [m for m in metrics if any(m in v for r in runs for v in r.per_category.values())]
+    if not categories or not metrics:
         return None
-    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(categories)), 3.6))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(max(4, 0.9 * len(categories) + 2) * len(metrics), 3.6),
+                             squeeze=False)
     width = 0.8 / len(runs)
-    for i, run in enumerate(runs):
-        values = [run.per_category.get(c, {}).get(metric, float("nan")) for c in categories]
-        ax.bar([j + i * width for j in range(len(categories))], values, width, label=run.name)
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(categories))], categories, rotation=20)
-    ax.set_title(f"{metric} per category")
-    ax.legend(fontsize=7)
+    for ax, metric in zip(axes[0], metrics):
+        for i, run in enumerate(runs):
+            values = [run.per_category.get(c, {}).get(metric, float("nan")) for c in categories]
+            ax.bar([j + i * width for j in range(len(categories))], values, width, label=run.name)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(categories))], categories, rotation=20)
+        ax.set_title(f"{metric} per category")
+    axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -184,7 +184,8 @@ def _html(markdown_body: str, images: list[Path]) -> str:
         f'<p><img alt="{p.name}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}"></p>'
         for p in images
     )
-    style = "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}"
+    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:4px 8px}img{max-width:100%}")
     return f"<!doctype html><html><head><meta charset='utf-8'><title>shapelab comparison</title><style>{style}</style></head>" \
            f"<body><h1>shapelab comparison</h1><table>{table}</table>{pictures}</body></html>"
 
@@ -198,14 +199,15 @@ def compare(patterns: list[str], out_dir: Path, metrics: list[str] | None = None
             r.name = f"{r.path.parent.name}/{r.path.name}"
     if metrics is None:
         metrics = sorted({m for r in runs for m in r.final_metrics() if m.startswith(("val/", "eval/"))})
+        metrics = [m for m in metrics if m.removeprefix("eval/") not in SECONDARY_EVAL_METRICS]
     out_dir.mkdir(parents=True, exist_ok=True)
     config_keys = differing_config(runs)
     table = markdown_table(runs, metrics, config_keys)
     curve_metrics = [m for m in metrics if not m.startswith("eval/")] or ["train/loss"]
+    eval_metrics = [m.removeprefix("eval/") for m in metrics if m.startswith("eval/")]
     images = [p for p in (
         plot_curves(runs, curve_metrics, out_dir / "curves.png"),
-        *(plot_categories(runs, m.removeprefix("eval/"), out_dir / f"categories_{i}.png")
-          for i, m in enumerate(metrics) if m.startswith("eval/")),
+        plot_categories(runs, eval_metrics, out_dir / "categories.png"),
     ) if p is not None]
     body = f"# shapelab comparison\n\n{len(runs)} runs ({sum(r.failed for r in runs)} failed).\n\n{table}\n\n"
     body += "".join(f"![{p.stem}]({p.name})\n\n" for p in images)

@@ -14,8 +14,9 @@ def _fake_run(root, name, lr, losses, iou, failed=False):
     rows = ["epoch,step,train/loss,val/iou"] + [f"0,{i},{v},{iou if i == len(losses) - 1 else ''}" for i, v in enumerate(losses)]
     (run / "csv" / "metrics.csv").write_text("\n".join(rows) + "\n")
     (run / "eval" / "test").mkdir(parents=True)
-    (run / "eval" / "test" / "summary.json").write_text(json.dumps({"overall": {"iou": iou}}))
-    (run / "eval" / "test" / "per_category.csv").write_text(f"category,iou\nchair,{iou}\ntable,{iou / 2}\n")
+    summary = {"mean_over_classes": {"iou": iou, "recall_1pct": 0.5}, "mean_over_shapes": {"iou": iou},
+               "per_category": {"chair": {"num_shapes": 2, "iou": iou}, "table": {"num_shapes": 2, "iou": iou / 2}}}
+    (run / "eval" / "test" / "summary.json").write_text(json.dumps(summary))
     if failed:
         (run / "FAILED").write_text("boom\n")
     return run
@@ -29,10 +30,11 @@ def test_compare_report_lists_differing_config_and_final_metrics(tmp_path):
     assert compare_main([str(sweep), "--out", str(out)]) == 0
     report = (out / "report.md").read_text()
     assert "model.lr" in report and "model.depth" not in report and "paths.x" not in report
+    assert "eval/iou" in report and "recall_1pct" not in report
     lines = [line for line in report.splitlines() if line.startswith("| 0") or line.startswith("| 1")]
     assert "0.001" in lines[0] and "0.7" in lines[0]
     assert "FAILED" in lines[1] and "0.4" in lines[1]
-    assert (out / "curves.png").stat().st_size > 1000
+    assert (out / "curves.png").stat().st_size > 1000 and (out / "categories.png").stat().st_size > 1000
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 2 and "<table>" in html
 

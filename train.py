@@ -99,7 +99,9 @@ def main(cfg: DictConfig) -> float | None:
     def task(cfg: DictConfig) -> float | None:
         metrics = train(cfg)
         metric_name = cfg.get("optimized_metric") or cfg.monitor.metric
-        return metrics.get(metric_name)
+        if metric_name not in metrics:
+            log.warning("the optimised metric %s was never logged (no validation run?)", metric_name)
+        return metrics.get(metric_name, float("nan"))
 
     return run_entry_point(task, cfg, multirun)
 

@@ -35,11 +35,11 @@ def compose_cfg():
     GlobalHydra.instance().clear()
 
 
-TINY_SYNTHETIC = dict(
-    name="tiny", categories=["chair", "table"], shapes_per_category=3, splits=(1, 1, 1), seed=0, workers=2,
-    sdf_samples=20_000, sdf_source_points=10_000, surface_samples=5_000, occ_points=20_000,
-    pointcloud_points=20_000,
-)
+TINY_SYNTHETIC = {
+    "name": "tiny", "categories": ["chair", "table"], "shapes_per_category": 3, "splits": (1, 1, 1), "seed": 0,
+    "workers": 2, "sdf_samples": 20_000, "sdf_source_points": 10_000, "surface_samples": 5_000,
+    "occ_points": 20_000, "pointcloud_points": 20_000,
+}
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ def test_compare_report_lists_differing_config_and_final_metrics(tmp_path):
     report = (out / "report.md").read_text()
     assert "model.lr" in report and "model.depth" not in report and "paths.x" not in report
     assert "eval/iou" in report and "recall_1pct" not in report
-    lines = [line for line in report.splitlines() if line.startswith("| 0") or line.startswith("| 1")]
+    lines = [line for line in report.splitlines() if line.startswith(("| 0", "| 1"))]
     assert "0.001" in lines[0] and "0.7" in lines[0]
     assert "FAILED" in lines[1] and "0.4" in lines[1]
     assert (out / "curves.png").stat().st_size > 1000 and (out / "categories.png").stat().st_size > 1000

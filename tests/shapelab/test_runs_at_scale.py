@@ -43,7 +43,7 @@ def test_resumed_run_continues_with_the_same_steps_and_losses(tiny_synthetic, co
 def _run(args: list[str], env_extra: dict | None = None, timeout: int = 400) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "disabled", **(env_extra or {})}
     return subprocess.run([sys.executable, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, check=False)
 
 
 def test_ddp_on_cpu_with_two_processes(tiny_synthetic, tmp_path):

@@ -1,1 +1,0 @@
-"""declarative package; re-exports only."""

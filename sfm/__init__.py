@@ -1,1 +1,0 @@
-"""sfm package; re-exports only."""

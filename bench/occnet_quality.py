@@ -37,7 +37,7 @@ CPU_PRESET = [
 ]
 MODELS = {
     "pointcloud": ["experiment=occnet_pointcloud", "model.encoder.hidden_dim=128"],
-    "svr": ["experiment=occnet_svr", "model/encoder@model.encoder=conv", "data.img_size=64"],
+    "svr": ["experiment=occnet_svr", "model/encoder=conv", "data.img_size=64"],
 }
 QUICK = [
     "data.categories=[03001627]", "data.batch_size=8", "data.train_points=1024",

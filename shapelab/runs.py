@@ -36,7 +36,7 @@ def resolve_ckpt_path(ckpt_path: str | None, log_dir: str | Path, task_name: str
     if ckpt_path in (None, ""):
         return None
     if ckpt_path == "last":
-        runs = sorted((Path(log_dir) / task_name).glob("*runs/*/checkpoints/last.ckpt"), key=os.path.getmtime)
+        runs = sorted((Path(log_dir) / task_name).glob("runs/*/checkpoints/last.ckpt"), key=os.path.getmtime)
         runs += sorted((Path(log_dir) / task_name).glob("multiruns/*/*/checkpoints/last.ckpt"), key=os.path.getmtime)
         if not runs:
             raise ShapelabError(

@@ -19,6 +19,7 @@ from torch import nn
 
 from geometry.extraction import extract_mesh
 from losses.occnet import mesh_refinement_loss
+from metrics.iou import occupancy_iou
 from models.base import Reconstruction, ShapeModel
 from shapelab.errors import ShapelabError
 
@@ -32,14 +33,6 @@ def probability_to_logit(threshold: float) -> float:
     if not 0.0 < threshold < 1.0:
         raise ShapelabError(f"model.threshold={threshold} must lie strictly between 0 and 1")
     return math.log(threshold / (1.0 - threshold))
-
-
-def occupancy_iou(pred: torch.Tensor, occ: torch.Tensor) -> torch.Tensor:
-    """IoU per shape of predicted and true occupancies at the same points, (B, T) bool each -> (B,)
-    (OccNet's ``compute_iou``); 1 when both are empty."""
-    intersection = (pred & occ).sum(dim=-1).float()
-    union = (pred | occ).sum(dim=-1).float()
-    return torch.where(union > 0, intersection / union.clamp_min(1), torch.ones_like(union))
 
 
 def refine_mesh(

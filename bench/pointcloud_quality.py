@@ -81,7 +81,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    out = REPO_ROOT / "logs" / "bench_pointcloud_quality" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    out = REPO_ROOT / "logs" / "bench_pointcloud_quality" / f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{'-'.join(args.methods)}"
     results = {"untrained": run(METHODS["chamfer3d"], None, args.overrides, out / "untrained")}
     for name in args.methods:
         results[name] = run(METHODS[name], seconds, args.overrides, out / name)

@@ -117,7 +117,7 @@ class DrwrLoss(nn.Module):
 
     renderer_outputs = ("uv",)
 
-    def __init__(self, repulsion_weight: float = 3.0, decay_px: float = 1.0, bandwidth_px: float = 1.0):
+    def __init__(self, repulsion_weight: float = 0.1, decay_px: float = 1.0, bandwidth_px: float = 1.0):
         super().__init__()
         self.repulsion_weight = repulsion_weight
         self.decay_px = decay_px

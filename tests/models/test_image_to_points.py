@@ -150,8 +150,8 @@ def test_picture_shows_projected_points_on_the_mask():
 
 
 @pytest.mark.parametrize("experiment, evaluate", [
-    ("capnet_chairs", True), ("drwr_chairs", False), ("points_chamfer3d_chairs", False),
-])
+    ("capnet_chairs", True), ("drwr_tables", False), ("points_chamfer3d_chairs", False),
+])  # the tiny set has chairs and tables; every <method>_<category> file composes in tests/test_configs.py
 def test_experiment_smoke(experiment, evaluate, tiny_synthetic, compose_cfg, tmp_path):
     """Each image->points experiment trains a few steps with trainer=smoke on the tiny built-in set."""
     from tests.conftest import compose_run_cfg, tiny_synthetic_overrides

@@ -74,7 +74,8 @@ def main() -> None:
                         help="train only these (the untrained network is always scored)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: fastest on the shared, oversubscribed 2-core machine)")
-    parser.add_argument("overrides", nargs="*", help="hydra overrides for every run, e.g. data.batch_size=16")
+    parser.add_argument("overrides", nargs="*", help="hydra overrides for every run, e.g. data.batch_size=16; a loss setting "
+                             "(loss.repulsion_weight=0.3) needs --methods of that loss only")
     args = parser.parse_args()
     seconds = 20.0 if args.quick else 60.0 * args.minutes
 
@@ -82,7 +83,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     out = REPO_ROOT / "logs" / "bench_pointcloud_quality" / f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{'-'.join(args.methods)}"
-    results = {"untrained": run(METHODS["chamfer3d"], None, args.overrides, out / "untrained")}
+    # the network is the same in every experiment; the first method's lets its loss overrides apply here too
+    results = {"untrained": run(METHODS[args.methods[0]], None, args.overrides, out / "untrained")}
     for name in args.methods:
         results[name] = run(METHODS[name], seconds, args.overrides, out / name)
 

@@ -11,9 +11,10 @@ silhouette directly, never rasterised:
   inside the silhouette repel each other, spreading the points over the whole silhouette:
   L_P = (1/N) Σ_n Σ_{m≠n} 1[p_n ∈ S] 1[p_m ∈ S] exp(-‖p_n - p_m‖² / h²), h = ``bandwidth_px``.
 - Total: L = Σ_views (L_U + w_P L_P), averaged over the batch. DRWR's code weighs the repulsion by 3
-  against its own D (at 64 px: a 0.14 step at the border, then 1/90.5 per pixel) and kernel; with this D and kernel
-  w_P = 3 pushes most points out of the silhouettes (5 % inside every view on the built-in chairs, ~635 silhouette pixels for 1024 points), so
-  the default is w_P = 0.1, chosen by measurement (bench/RESULTS.md, pointcloud_quality).
+  against its own D (at 64 px: a 0.14 step at the border, then 1/90.5 per pixel) and its own kernel.
+  With this D and kernel, w_P = 3 pushes most points out of the silhouettes (5 % inside every view on
+  the built-in chairs: ~635 silhouette pixels for 1024 points), so the default is w_P = 0.1, chosen by
+  measurement (bench/RESULTS.md, pointcloud_quality).
 
 The paper fixes the structure (unary on a silhouette distance image, repulsion only between points
 inside); the exact decay of D (linear in the distance transform) and the repulsion kernel (a Gaussian

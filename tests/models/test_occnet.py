@@ -12,9 +12,9 @@ import trimesh
 from torch.utils.data import DataLoader, Dataset
 
 from losses.occnet import OccupancyLoss
+from metrics.iou import occupancy_iou
 from models.networks.encoders import LatentEncoder, ResnetPointNetEncoder
 from models.networks.occnet_decoders import DecoderCBatchNorm, DecoderResnetFC
-from metrics.iou import occupancy_iou
 from models.occnet import OccupancyNetwork, probability_to_logit, refine_mesh, simplify_mesh
 from shapelab.errors import ShapelabError
 

@@ -1,50 +1,8 @@
 """Preprocess raw meshes into the standard formats: ``python preprocess.py input_dir=... name=...``.
 
-See conf/preprocess.yaml for the options and datamodules/preprocessing.py for what is written.
+A checkout's entry point; installed, the same command is `shapelab-preprocess` (shapelab/cli/preprocess.py).
 """
-
-from __future__ import annotations
-
-import os
-import sys
-from pathlib import Path
-
-import hydra
-from omegaconf import DictConfig, OmegaConf
-
-from shapelab.errors import ShapelabError
-
-os.environ.setdefault("SHAPELAB_ROOT", str(Path(__file__).resolve().parent))
-
-
-def preprocess(cfg: DictConfig):
-    """Run the preprocessing ``cfg`` describes; returns the PreprocessSummary."""
-    from datamodules.preprocessing import preprocess_dataset
-
-    return preprocess_dataset(
-        cfg.input_dir,
-        cfg.out_dir,
-        name=cfg.name,
-        categories=OmegaConf.to_container(cfg.categories) if cfg.categories is not None else None,
-        splits=list(cfg.splits),
-        seed=cfg.seed,
-        workers=cfg.workers,
-        overwrite=cfg.overwrite,
-        progress=cfg.progress,
-        **OmegaConf.to_container(cfg.options, resolve=True),
-    )
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="preprocess")
-def main(cfg: DictConfig) -> None:
-    try:
-        summary = preprocess(cfg)
-    except ShapelabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    print(summary)
-    print(f"output: {cfg.out_dir}")
-
+from shapelab.cli.preprocess import main
 
 if __name__ == "__main__":
     main()

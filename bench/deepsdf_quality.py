@@ -63,8 +63,8 @@ def main() -> None:
     import hydra
     import torch
 
+    from shapelab.cli.train import train
     from shapelab.evaluation import evaluate_model
-    from train import train
 
     start = time.perf_counter()
     metrics = train(cfg)

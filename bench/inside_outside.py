@@ -27,8 +27,8 @@ from pykdtree.kdtree import KDTree
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datamodules.synthetic import MAKERS, union
-from geometry import inside
+from shapelab.datamodules.synthetic import MAKERS, union
+from shapelab.geometry import inside
 
 
 def timed(function, *args, **kwargs):

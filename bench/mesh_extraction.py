@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from geometry.extraction import extract_mesh
-from losses.deepsdf import clamped_l1
-from metrics.chamfer import chamfer_deepsdf
-from models.networks.deepsdf_decoder import DeepSDFDecoder
+from shapelab.geometry.extraction import extract_mesh
+from shapelab.losses.deepsdf import clamped_l1
+from shapelab.metrics.chamfer import chamfer_deepsdf
+from shapelab.models.networks.deepsdf_decoder import DeepSDFDecoder
 
 
 def target_sdf(points: torch.Tensor) -> torch.Tensor:
@@ -57,7 +56,7 @@ def fit_decoder(steps: int, batch: int, seed: int) -> tuple[DeepSDFDecoder, torc
 
 def load_decoder(ckpt: Path, shape: int) -> tuple[torch.nn.Module, torch.Tensor]:
     """Decoder and training latent ``shape`` of a DeepSDF run's checkpoint."""
-    from models.meshsdf import load_deepsdf_checkpoint
+    from shapelab.stages.meshsdf import load_deepsdf_checkpoint
 
     decoder, latents = load_deepsdf_checkpoint(ckpt)
     return decoder.eval(), latents[shape : shape + 1]

@@ -5,7 +5,7 @@
 
 Trains a small DeepSDF (latent 32, 5 x 128, 1000 steps) in-process on built-in synthetic shapes
 (datamodules/synthetic.py, one category), then for each held-out shape and task runs
-`models.meshsdf.MeshSDFStage.run_shape`: the plain DeepSDF answer from the observation (before) and its
+`shapelab.stages.meshsdf.MeshSDFStage.run_shape`: the plain DeepSDF answer from the observation (before) and its
 MeshSDF refinement (after), scored with DeepSDF Chamfer (x1e3, unit-sphere frame) and volumetric IoU.
 Tasks: "pointcloud" (2000 surface points, surface Chamfer) and "silhouette" (masks from ring cameras,
 silhouette L1 only). Last line (silhouette task, mean over held-out shapes):
@@ -20,18 +20,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from shapelab.datamodules.synthetic import CATEGORIES, generate_shape
+from shapelab.geometry.inside import signed_distance
+from shapelab.geometry.normalization import deepsdf_normalization
+from shapelab.geometry.sampling import deepsdf_query_points, sample_surface
+from shapelab.losses.deepsdf import clamped_l1
+from shapelab.losses.meshsdf import MeshSDFLoss
+from shapelab.models.latent_optimisation import LatentFitSchedule
+from shapelab.models.networks.deepsdf_decoder import DeepSDFDecoder
+from shapelab.renderers.soft_silhouette import SoftSilhouette
+from shapelab.stages.meshsdf import MeshSDFStage, RefineSchedule, ShapeTarget
 from torch import nn
-
-from datamodules.synthetic import CATEGORIES, generate_shape
-from geometry.inside import signed_distance
-from geometry.normalization import deepsdf_normalization
-from geometry.sampling import deepsdf_query_points, sample_surface
-from losses.deepsdf import clamped_l1
-from losses.meshsdf import MeshSDFLoss
-from models.latent_optimisation import LatentFitSchedule
-from models.meshsdf import MeshSDFStage, RefineSchedule, ShapeTarget
-from models.networks.deepsdf_decoder import DeepSDFDecoder
-from renderers.soft_silhouette import SoftSilhouette
 
 
 def built_in_shape(synset: str, index: int, num_samples: int, rng: np.random.Generator):

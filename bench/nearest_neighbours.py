@@ -16,8 +16,7 @@ import time
 import numpy as np
 import torch
 from pykdtree.kdtree import KDTree
-
-from metrics.nearest import nearest_neighbours
+from shapelab.metrics.nearest import nearest_neighbours
 
 
 def dense_nearest(query: np.ndarray, reference: np.ndarray, chunk: int) -> np.ndarray:

@@ -119,7 +119,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     models = args.models or (["pointcloud"] if args.quick else ["pointcloud", "svr"])
 
-    from train import train
+    from shapelab.cli.train import train
 
     summary = None
     for name in models:

@@ -41,7 +41,7 @@ def compose_train_config(overrides: list[str], output_dir: Path):
 
 def run(experiment: str, seconds: float | None, extra: list[str], out: Path) -> dict[str, float]:
     """Train ``experiment`` for ``seconds`` (None: zero steps, the untrained network) and evaluate its test split."""
-    from train import train
+    from shapelab.cli.train import train
 
     budget = ["++trainer.max_steps=0", "trainer.min_epochs=0"] if seconds is None else [
         f"++trainer.max_time='{time.strftime('00:%H:%M:%S', time.gmtime(seconds))}'", "trainer.max_epochs=100000",

@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from renderers.gaussian_projection import gaussian_splat
+from shapelab.renderers.gaussian_projection import gaussian_splat
 
 
 def dense_splat(uv: torch.Tensor, height: int, width: int, sigma_sq: float = 0.5) -> torch.Tensor:

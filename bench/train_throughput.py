@@ -31,7 +31,7 @@ from hydra.utils import instantiate
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from losses.deepsdf import DeepSDFLoss
+from shapelab.losses.deepsdf import DeepSDFLoss
 
 VARIANTS = {  # name: decoder overrides
     "as configured": {},

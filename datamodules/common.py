@@ -17,10 +17,10 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from PIL import Image, UnidentifiedImageError
+from shapelab.datamodules.formats.occnet import read_metadata, read_split_lst
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from datamodules.formats.occnet import read_metadata, read_split_lst
 from shapelab.errors import ShapelabError
 
 Shape = tuple[str, str]  # (synset, model_id)
@@ -174,7 +174,7 @@ class ShapeDataModule(pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         if self.build is not None:
-            from datamodules.synthetic import ensure_synthetic_dataset
+            from shapelab.datamodules.synthetic import ensure_synthetic_dataset
 
             ensure_synthetic_dataset(self.data_dir, name=self.dataset_name, **self.build)
 

@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy.ndimage import distance_transform_edt
-
-from datamodules.common import (
+from shapelab.datamodules.common import (
     OccnetLayoutDataModule,
     OccnetLayoutDataset,
     farthest_point_sampling,
@@ -30,8 +29,9 @@ from datamodules.common import (
     resize_mask,
     white_background_mask,
 )
-from datamodules.formats.occnet import read_cameras, read_pointcloud
-from renderers.cameras import extrinsics_for_normalized_frame
+from shapelab.datamodules.formats.occnet import read_cameras, read_pointcloud
+from shapelab.renderers.cameras import extrinsics_for_normalized_frame
+
 from shapelab.errors import ShapelabError
 
 

@@ -16,15 +16,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from datamodules.common import (
+from shapelab.datamodules.common import (
     OccnetLayoutDataModule,
     OccnetLayoutDataset,
     image_tensor,
     list_views,
     open_image,
 )
-from datamodules.formats.occnet import read_pointcloud, read_points, read_voxels
+from shapelab.datamodules.formats.occnet import read_pointcloud, read_points, read_voxels
+
 from shapelab.errors import ShapelabError
 
 INPUT_TYPES = ("image", "pointcloud", "voxels")

@@ -26,12 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import trimesh
-from tqdm import tqdm
-
-from datamodules.formats import deepsdf, occnet
-from geometry.inside import METHODS, occupancy, resolve_method, signed_distance
-from geometry.normalization import deepsdf_normalization, occnet_normalization
-from geometry.sampling import (
+from shapelab.datamodules.formats import deepsdf, occnet
+from shapelab.geometry.inside import METHODS, occupancy, resolve_method, signed_distance
+from shapelab.geometry.normalization import deepsdf_normalization, occnet_normalization
+from shapelab.geometry.sampling import (
     deepsdf_query_points,
     sample_outer_surface,
     sample_surface,
@@ -39,13 +37,15 @@ from geometry.sampling import (
     voxel_centres,
     voxelize,
 )
-from renderers.cameras import (
+from shapelab.renderers.cameras import (
     choy2016_extrinsics,
     choy2016_intrinsics,
     extrinsics_for_normalized_frame,
     sample_choy2016_views,
 )
-from renderers.raycast import render_view
+from shapelab.renderers.raycast import render_view
+from tqdm import tqdm
+
 from shapelab.errors import ShapelabError
 
 MESH_SUFFIXES = (".obj", ".off", ".ply", ".stl", ".glb")

@@ -15,9 +15,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from shapelab.datamodules.common import (
+    ShapeDataModule,
+    ShapeDataset,
+    keep_categories,
+    require_files,
+    validate_each,
+)
+from shapelab.datamodules.formats.deepsdf import read_sdf_samples, read_split
 
-from datamodules.common import ShapeDataModule, ShapeDataset, keep_categories, require_files, validate_each
-from datamodules.formats.deepsdf import read_sdf_samples, read_split
 from shapelab.errors import ShapelabError
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import trimesh
+from shapelab.datamodules.formats.validation import atomic_write
 
-from datamodules.formats.validation import atomic_write
 from shapelab.errors import ShapelabError
 
 CATEGORIES = {
@@ -337,7 +337,7 @@ def ensure_synthetic_dataset(
     ShapelabError asks for another ``name`` (existing data is never overwritten). An interrupted build
     resumes where it stopped.
     """
-    from datamodules.preprocessing import BUILTIN_OPTIONS, preprocess_dataset
+    from shapelab.datamodules.preprocessing import BUILTIN_OPTIONS, preprocess_dataset
 
     root = Path(data_dir) / name
     synsets = resolve_categories(categories)

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import trimesh
+from shapelab.geometry.mise import coarse_to_fine_grid
 from skimage import measure
 
-from geometry.mise import coarse_to_fine_grid
 from shapelab.errors import ShapelabError
 
 FieldFn = Callable[[torch.Tensor], torch.Tensor]

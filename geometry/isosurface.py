@@ -20,9 +20,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import trimesh
+from shapelab.geometry.extraction import FieldFn, Grid, default_resolution0, evaluate_field, grid_mesh
+from shapelab.geometry.mise import cell_vertices, coarse_to_fine_grid, dilate
 
-from geometry.extraction import FieldFn, Grid, default_resolution0, evaluate_field, grid_mesh
-from geometry.mise import cell_vertices, coarse_to_fine_grid, dilate
 from shapelab.errors import ShapelabError
 
 GRADIENT_MODES = ("sdf", "level_set")

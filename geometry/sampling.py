@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import trimesh
-
-from geometry.inside import outer_surface_mask
+from shapelab.geometry.inside import outer_surface_mask
 
 DEEPSDF_VARIANCES = (0.005, 0.0005)  # near-surface perturbation variances (DeepSDF PreprocessMesh.cpp)
 DEEPSDF_UNIFORM_FRACTION = 3 / 50  # share of samples uniform in [-1, 1]^3

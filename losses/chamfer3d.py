@@ -7,9 +7,8 @@ and ``points_gt`` (metrics/chamfer.py ``chamfer_distance``, squared form), avera
 from __future__ import annotations
 
 import torch
+from shapelab.metrics.chamfer import chamfer_distance
 from torch import nn
-
-from metrics.chamfer import chamfer_distance
 
 
 class Chamfer3dLoss(nn.Module):

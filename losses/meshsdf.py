@@ -7,10 +7,9 @@ for 3D distances, pixels / mask values in [0, 1] for images.
 from __future__ import annotations
 
 import torch
+from shapelab.geometry.isosurface import sample_surface
+from shapelab.metrics.chamfer import chamfer_distance
 from torch import nn
-
-from geometry.isosurface import sample_surface
-from metrics.chamfer import chamfer_distance
 
 
 def surface_chamfer(

@@ -2,8 +2,8 @@
 
 Definitions, frames and report scales: docs/metrics.md.
 """
-from metrics.batch_mean import BatchMean
-from metrics.chamfer import (
+from shapelab.metrics.batch_mean import BatchMean
+from shapelab.metrics.chamfer import (
     ChamferDistance,
     chamfer_capnet,
     chamfer_deepsdf,
@@ -11,11 +11,11 @@ from metrics.chamfer import (
     chamfer_occnet,
     normalise_capnet,
 )
-from metrics.emd import earth_movers_distance, emd_capnet
-from metrics.fscore import FScore, fscore, fscore_torch
-from metrics.iou import OccupancyIoU, mesh_iou, occupancy_iou
-from metrics.nearest import PointMatches, match_points, nearest_neighbours
-from metrics.normal_consistency import normal_consistency
+from shapelab.metrics.emd import earth_movers_distance, emd_capnet
+from shapelab.metrics.fscore import FScore, fscore, fscore_torch
+from shapelab.metrics.iou import OccupancyIoU, mesh_iou, occupancy_iou
+from shapelab.metrics.nearest import PointMatches, match_points, nearest_neighbours
+from shapelab.metrics.normal_consistency import normal_consistency
 
 __all__ = [
     "BatchMean", "ChamferDistance", "FScore", "OccupancyIoU", "PointMatches", "chamfer_capnet",

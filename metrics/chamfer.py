@@ -22,9 +22,8 @@ import math
 
 import numpy as np
 import torch
-
-from metrics.batch_mean import BatchMean
-from metrics.nearest import PointMatches, match_points
+from shapelab.metrics.batch_mean import BatchMean
+from shapelab.metrics.nearest import PointMatches, match_points
 
 EMPTY_DISTANCE = math.sqrt(3.0)
 """OccNet's one-way penalty for an empty prediction: the diagonal of the unit cube."""

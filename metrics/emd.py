@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
-
-from metrics.chamfer import EMPTY_DISTANCE, normalise_capnet
+from shapelab.metrics.chamfer import EMPTY_DISTANCE, normalise_capnet
 
 
 def _matched_costs(x: np.ndarray, y: np.ndarray, squared: bool) -> np.ndarray:

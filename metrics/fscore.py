@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
-from metrics.batch_mean import BatchMean
-from metrics.nearest import PointMatches, match_points
+from shapelab.metrics.batch_mean import BatchMean
+from shapelab.metrics.nearest import PointMatches, match_points
 
 
 def fscore(

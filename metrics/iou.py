@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import trimesh
-
-from metrics.batch_mean import BatchMean
+from shapelab.metrics.batch_mean import BatchMean
 
 
 def occupancy_iou(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-
-from metrics.nearest import PointMatches, match_points
+from shapelab.metrics.nearest import PointMatches, match_points
 
 EMPTY_NORMAL_CONSISTENCY = -1.0
 """OccNet's value for an empty prediction."""

@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import trimesh
+from shapelab.losses.deepsdf import clamped_l1
+from shapelab.models.base import Reconstruction, ShapeModel
+from shapelab.models.latent_optimisation import LatentFitSchedule, fit_latents
+from shapelab.renderers.thumbnail import render_mesh_thumbnail
 from torch import nn
 
-from losses.deepsdf import clamped_l1
-from models.base import Reconstruction, ShapeModel
-from models.latent_optimisation import LatentFitSchedule, fit_latents
-from renderers.thumbnail import render_mesh_thumbnail
 from shapelab.errors import ShapelabError
 
 

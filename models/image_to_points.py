@@ -11,11 +11,11 @@ import io
 
 import numpy as np
 import torch
+from shapelab.metrics.chamfer import chamfer_capnet
+from shapelab.models.base import Reconstruction, ShapeModel
+from shapelab.renderers.point_projection import project_points
 from torch import nn
 
-from metrics.chamfer import chamfer_capnet
-from models.base import Reconstruction, ShapeModel
-from renderers.point_projection import project_points
 from shapelab.errors import ShapelabError
 
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from shapelab.losses.deepsdf import latent_fitting_loss
 from torch import nn
 from tqdm.auto import tqdm
-
-from losses.deepsdf import latent_fitting_loss
 
 
 @dataclass

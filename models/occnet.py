@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import trimesh
+from shapelab.geometry.extraction import extract_mesh
+from shapelab.losses.occnet import mesh_refinement_loss
+from shapelab.metrics.iou import occupancy_iou
+from shapelab.models.base import Reconstruction, ShapeModel
 from torch import nn
 
-from geometry.extraction import extract_mesh
-from losses.occnet import mesh_refinement_loss
-from metrics.iou import occupancy_iou
-from models.base import Reconstruction, ShapeModel
 from shapelab.errors import ShapelabError
 
 DEFAULT_EXTRACTION = {"resolution0": 32, "upsampling_steps": 2, "padding": 0.1, "chunk_size": 100_000}

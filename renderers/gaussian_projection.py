@@ -14,9 +14,8 @@ tails) with memory O(N·(H+W)) per view instead of the dense O(N·H·W).
 from __future__ import annotations
 
 import torch
+from shapelab.renderers.point_projection import project_points
 from torch import nn
-
-from renderers.point_projection import project_points
 
 
 def gaussian_splat(uv: torch.Tensor, height: int, width: int, sigma_sq: float = 0.5) -> torch.Tensor:

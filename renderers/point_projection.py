@@ -10,9 +10,8 @@ Camera convention (DESIGN.md): OpenCV, x right, y down, z forward; ``Rt`` maps w
 from __future__ import annotations
 
 import torch
+from shapelab.renderers.cameras import to_camera
 from torch import nn
-
-from renderers.cameras import to_camera
 
 
 def project_points(points: torch.Tensor, K: torch.Tensor, Rt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,9 +20,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+from shapelab.renderers.cameras import project
 from torch import nn
-
-from renderers.cameras import project
 
 CUTOFF = 14.0  # sigmoid(-14) < 1e-6: faces farther than sqrt(CUTOFF * sigma) px are skipped
 AGGREGATIONS = ("softras", "nearest_outside")

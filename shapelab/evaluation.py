@@ -20,10 +20,10 @@ import trimesh
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from models.base import FRAMES, Reconstruction
 from shapelab import reports
 from shapelab.errors import ShapelabError
 from shapelab.ground_truth import GroundTruthSource, MissingGroundTruth
+from shapelab.models.base import FRAMES, Reconstruction
 from shapelab.results import ResultsFile, summarise
 from shapelab.scoring import METRIC_GROUPS, ScoringSettings, score_shape
 

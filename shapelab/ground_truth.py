@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from datamodules.formats import deepsdf as deepsdf_format
-from datamodules.formats import occnet as occnet_format
+from shapelab.datamodules.formats import deepsdf as deepsdf_format
+from shapelab.datamodules.formats import occnet as occnet_format
 
 
 class MissingGroundTruth(Exception):

@@ -12,8 +12,8 @@ from matplotlib.image import imread
 from rich.console import Console
 from rich.table import Table
 
-from metrics.chamfer import normalise_capnet
-from renderers.thumbnail import render_mesh_thumbnail
+from shapelab.metrics.chamfer import normalise_capnet
+from shapelab.renderers.thumbnail import render_mesh_thumbnail
 from shapelab.scoring import MetricInfo
 
 TABLE_COLUMNS = {

@@ -9,14 +9,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import trimesh
 
-from metrics.chamfer import chamfer_capnet, chamfer_deepsdf, chamfer_occnet
-from metrics.emd import emd_capnet
-from metrics.fscore import fscore
-from metrics.iou import mesh_iou
-from metrics.nearest import match_points
-from metrics.normal_consistency import normal_consistency
-from models.base import Reconstruction
 from shapelab.ground_truth import MissingGroundTruth, ShapeGroundTruth
+from shapelab.metrics.chamfer import chamfer_capnet, chamfer_deepsdf, chamfer_occnet
+from shapelab.metrics.emd import emd_capnet
+from shapelab.metrics.fscore import fscore
+from shapelab.metrics.iou import mesh_iou
+from shapelab.metrics.nearest import match_points
+from shapelab.metrics.normal_consistency import normal_consistency
+from shapelab.models.base import Reconstruction
 
 
 @dataclass(frozen=True)

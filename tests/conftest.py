@@ -49,7 +49,7 @@ def tiny_synthetic(tmp_path_factory) -> Path:
     Returns the data_dir; the dataset is ``<data_dir>/tiny``. Use the overrides of
     ``tiny_synthetic_overrides`` to point a composed config at it.
     """
-    from datamodules.synthetic import ensure_synthetic_dataset
+    from shapelab.datamodules.synthetic import ensure_synthetic_dataset
 
     data_dir = tmp_path_factory.mktemp("synthetic_data")
     ensure_synthetic_dataset(data_dir, **TINY_SYNTHETIC)

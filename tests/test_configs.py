@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from shapelab.cli.train import TOP_LEVEL_KEYS
 from shapelab.config import check_targets, check_top_level
 from tests.conftest import REPO_ROOT
-from train import TOP_LEVEL_KEYS
 
 EXPERIMENTS = sorted(p.stem for p in (REPO_ROOT / "conf" / "experiment").glob("*.yaml"))
 

@@ -13,12 +13,12 @@ import torch
 import trimesh
 from omegaconf import OmegaConf
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger, WandbLogger
+from shapelab.datamodules.formats import deepsdf as deepsdf_format
+from shapelab.datamodules.formats import occnet as occnet_format
+from shapelab.datamodules.occupancy import OccupancyDataModule
+from shapelab.models.base import Reconstruction, ShapeModel
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from datamodules.formats import deepsdf as deepsdf_format
-from datamodules.formats import occnet as occnet_format
-from datamodules.occupancy import OccupancyDataModule
-from models.base import Reconstruction, ShapeModel
 from shapelab.checkpoints import load_weights
 from shapelab.errors import ShapelabError
 from shapelab.evaluation import evaluate_model, evaluate_predictions
@@ -197,7 +197,7 @@ def test_corrupt_and_mismatched_checkpoints_give_one_line_errors(tmp_path):
 def test_evaluate_cli_config_rejects_corrupt_checkpoint(compose_cfg, tmp_path):
     from hydra.core.hydra_config import HydraConfig
 
-    from evaluate import evaluate
+    from shapelab.cli.evaluate import evaluate
 
     def compose(overrides):
         cfg = compose_cfg("evaluate", [f"paths.output_dir={tmp_path}", *overrides])
@@ -207,7 +207,7 @@ def test_evaluate_cli_config_rejects_corrupt_checkpoint(compose_cfg, tmp_path):
     run_dir = tmp_path / "run"
     (run_dir / "checkpoints").mkdir(parents=True)
     (run_dir / ".hydra").mkdir()
-    OmegaConf.save(OmegaConf.create({"model": {"_target_": "models.base.ShapeModel"}}), run_dir / ".hydra" / "config.yaml")
+    OmegaConf.save(OmegaConf.create({"model": {"_target_": "shapelab.models.base.ShapeModel"}}), run_dir / ".hydra" / "config.yaml")
     (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"\x00" * 10)
     with pytest.raises(ShapelabError, match="last.ckpt: not a loadable checkpoint"):
         evaluate(compose([f"ckpt_path={run_dir}"]))

@@ -10,11 +10,11 @@ import pytest
 import trimesh
 from PIL import Image
 from scipy.ndimage import binary_dilation
+from shapelab.datamodules.formats import deepsdf, occnet
+from shapelab.datamodules.preprocessing import assign_splits, find_meshes, preprocess_dataset
+from shapelab.renderers.cameras import project
 
-from datamodules.formats import deepsdf, occnet
-from datamodules.preprocessing import assign_splits, find_meshes, preprocess_dataset
-from preprocess import preprocess
-from renderers.cameras import project
+from shapelab.cli.preprocess import preprocess
 from shapelab.errors import ShapelabError
 from tests.conftest import REPO_ROOT
 

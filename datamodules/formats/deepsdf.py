@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import trimesh
-
-from datamodules.formats.validation import (
+from shapelab.datamodules.formats.validation import (
     atomic_write,
     check_array,
     check_points,
@@ -26,6 +25,7 @@ from datamodules.formats.validation import (
     require_file,
     save_npz,
 )
+
 from shapelab.errors import ShapelabError
 
 

@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 from PIL import Image
-
-from datamodules.formats.validation import (
+from shapelab.datamodules.formats.validation import (
     atomic_write,
     check_array,
     check_points,
@@ -31,7 +30,8 @@ from datamodules.formats.validation import (
     require_file,
     save_npz,
 )
-from renderers.cameras import occnet_to_opencv, opencv_to_occnet
+from shapelab.renderers.cameras import occnet_to_opencv, opencv_to_occnet
+
 from shapelab.errors import ShapelabError
 
 

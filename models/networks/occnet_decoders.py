@@ -10,10 +10,9 @@ Both: points (B, T, 3), z (B, z_dim) or None, c (B, c_dim) or None -> logits (B,
 from __future__ import annotations
 
 import torch
+from shapelab.models.networks.encoders import ResnetBlockFC
 from torch import nn
 from torch.nn import functional as F
-
-from models.networks.encoders import ResnetBlockFC
 
 
 class CBatchNorm1d(nn.Module):

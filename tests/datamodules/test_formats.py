@@ -8,8 +8,8 @@ from contextlib import nullcontext
 
 import numpy as np
 import pytest
+from shapelab.datamodules.formats import deepsdf, occnet
 
-from datamodules.formats import deepsdf, occnet
 from shapelab.errors import ShapelabError
 
 RNG = np.random.default_rng(0)

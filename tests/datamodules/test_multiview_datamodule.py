@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from shapelab.datamodules.common import farthest_point_sampling
+from shapelab.datamodules.multiview import MultiViewDataModule, background_distance
+from shapelab.renderers.cameras import project
 
-from datamodules.common import farthest_point_sampling
-from datamodules.multiview import MultiViewDataModule, background_distance
-from renderers.cameras import project
 from shapelab.errors import ShapelabError
 from tests.datamodules.conftest import IMAGE_SIDE, LOC, NUM_VIEWS, SCALE, corrupt
 

@@ -5,8 +5,8 @@ import hydra
 import numpy as np
 import pytest
 import torch
+from shapelab.datamodules.occupancy import OccupancyDataModule
 
-from datamodules.occupancy import OccupancyDataModule
 from shapelab.errors import ShapelabError
 from tests.datamodules.conftest import NUM_VIEWS, corrupt, write_occnet_shape
 

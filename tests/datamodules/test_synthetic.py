@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
+from shapelab.datamodules import synthetic
+from shapelab.datamodules.formats import deepsdf, occnet
 
-from datamodules import synthetic
-from datamodules.formats import deepsdf, occnet
 from shapelab.errors import ShapelabError
 
 TINY = {

@@ -6,12 +6,12 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from geometry.extraction import (
+from shapelab.geometry.extraction import (
     deepsdf_mesh_to_original,
     extract_mesh,
     occnet_mesh_to_original,
 )
+
 from shapelab.errors import ShapelabError
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import trimesh
-
-from geometry import inside
-from geometry.sampling import sample_outer_surface, sample_surface
+from shapelab.geometry import inside
+from shapelab.geometry.sampling import sample_outer_surface, sample_surface
 
 RNG = np.random.default_rng(0)
 POINTS = RNG.uniform(-0.6, 0.6, size=(4000, 3))

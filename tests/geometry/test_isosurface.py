@@ -6,9 +6,8 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from geometry.extraction import extract_mesh
-from geometry.isosurface import SurfaceTracker, differentiable_vertices, sample_surface
+from shapelab.geometry.extraction import extract_mesh
+from shapelab.geometry.isosurface import SurfaceTracker, differentiable_vertices, sample_surface
 
 RESOLUTION = 64
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 from scipy import ndimage
+from shapelab.losses.capnet import CapnetProjectionLoss, capnet_affinity, capnet_bce
+from shapelab.renderers.gaussian_projection import GaussianProjection
 
-from losses.capnet import CapnetProjectionLoss, capnet_affinity, capnet_bce
-from renderers.gaussian_projection import GaussianProjection
 from tests.torch_threads import single_thread  # noqa: F401  (autouse: one torch thread)
 
 
@@ -92,7 +92,7 @@ def test_losses_pass_gradcheck():
 
 def box_views(num_views: int, size: int, generator: torch.Generator):
     """A box's masks seen by cameras around it (occnet frame), plus surface samples of the box."""
-    from renderers.cameras import look_at_origin
+    from shapelab.renderers.cameras import look_at_origin
 
     K = torch.tensor([[1.6 * size, 0, size / 2], [0, 1.6 * size, size / 2], [0, 0, 1]], dtype=torch.float64)
     angles = torch.linspace(0, 2 * math.pi, num_views + 1)[:-1]
@@ -103,7 +103,7 @@ def box_views(num_views: int, size: int, generator: torch.Generator):
     points = (torch.rand(20_000, 3, generator=generator, dtype=torch.float64) * 2 - 1) * half
     face = torch.randint(0, 3, (20_000,), generator=generator)
     points[torch.arange(20_000), face] = half[face] * torch.sign(points[torch.arange(20_000), face])
-    from renderers.point_projection import project_points
+    from shapelab.renderers.point_projection import project_points
 
     uv, _ = project_points(points[None], K.expand(1, num_views, 3, 3), Rt[None])
     masks = torch.zeros(num_views, size, size, dtype=torch.float64)
@@ -131,7 +131,7 @@ def fit_free_cloud(loss: torch.nn.Module, renderer: torch.nn.Module, batch: dict
 
 
 def test_capnet_loss_fits_a_cloud_to_the_masks():
-    from metrics.chamfer import chamfer_distance
+    from shapelab.metrics.chamfer import chamfer_distance
 
     batch, target = box_views(num_views=4, size=24, generator=torch.Generator().manual_seed(0))
     loss = CapnetProjectionLoss(affinity_weight=1e-4)

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from losses.deepsdf import (
+from shapelab.losses.deepsdf import (
     DeepSDFLoss,
     clamped_l1,
     latent_fitting_loss,

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from shapelab.losses.drwr import DrwrLoss, drwr_repulsion, drwr_unary, inside_silhouette, sample_bilinear
+from shapelab.renderers.point_projection import PointProjection
 
-from losses.drwr import DrwrLoss, drwr_repulsion, drwr_unary, inside_silhouette, sample_bilinear
-from renderers.point_projection import PointProjection
 from tests.torch_threads import single_thread  # noqa: F401  (autouse: one torch thread)
 
 
@@ -100,7 +100,8 @@ def silhouette_coverage(points: torch.Tensor, batch: dict) -> float:
 
 
 def test_drwr_loss_fits_a_cloud_to_the_masks():
-    from metrics.chamfer import chamfer_distance
+    from shapelab.metrics.chamfer import chamfer_distance
+
     from tests.losses.test_capnet import box_views, fit_free_cloud
 
     batch, target = box_views(num_views=4, size=24, generator=torch.Generator().manual_seed(0))

@@ -4,9 +4,8 @@ from __future__ import annotations
 import math
 
 import torch
+from shapelab.losses.occnet import OccupancyLoss, kl_to_standard_normal, mesh_refinement_loss, occupancy_bce
 from torch.autograd import gradcheck
-
-from losses.occnet import OccupancyLoss, kl_to_standard_normal, mesh_refinement_loss, occupancy_bce
 
 
 def _bce_reference(logits, occ):

@@ -4,8 +4,7 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from metrics.chamfer import (
+from shapelab.metrics.chamfer import (
     ChamferDistance,
     chamfer_capnet,
     chamfer_deepsdf,
@@ -40,7 +39,7 @@ def test_torch_chamfer_batches_and_chunks(clouds, monkeypatch):
     x = torch.tensor(np.stack([pred, pred * 2]))
     y = torch.tensor(np.stack([gt, gt]))
     whole = chamfer_distance(x, y)
-    monkeypatch.setattr("metrics.chamfer._CHUNK_ELEMENTS", 1000)  # many small chunks
+    monkeypatch.setattr("shapelab.metrics.chamfer._CHUNK_ELEMENTS", 1000)  # many small chunks
     assert torch.allclose(chamfer_distance(x, y), whole)
     assert whole[0].item() == pytest.approx(chamfer_distance(x[:1], y[:1]).item())
     assert whole[0] != whole[1]

@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 import torch
 import trimesh
-
-from metrics.emd import earth_movers_distance, emd_capnet
-from metrics.fscore import FScore, fscore, fscore_torch
-from metrics.iou import OccupancyIoU, mesh_iou, occupancy_iou
-from metrics.normal_consistency import normal_consistency
+from shapelab.metrics.emd import earth_movers_distance, emd_capnet
+from shapelab.metrics.fscore import FScore, fscore, fscore_torch
+from shapelab.metrics.iou import OccupancyIoU, mesh_iou, occupancy_iou
+from shapelab.metrics.normal_consistency import normal_consistency
 
 
 def brute_nearest_index(a, b):

@@ -10,14 +10,14 @@ import pytorch_lightning as pl
 import torch
 import trimesh
 from scipy.spatial import cKDTree
+from shapelab.geometry.extraction import extract_mesh
+from shapelab.losses.deepsdf import DeepSDFLoss
+from shapelab.models.deepsdf import DeepSDF, StepSchedule
+from shapelab.models.latent_optimisation import LatentFitSchedule, fit_latents, half_space_mask
+from shapelab.models.networks.deepsdf_decoder import DeepSDFDecoder, inverted_dropout
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader, Dataset
 
-from geometry.extraction import extract_mesh
-from losses.deepsdf import DeepSDFLoss
-from models.deepsdf import DeepSDF, StepSchedule
-from models.latent_optimisation import LatentFitSchedule, fit_latents, half_space_mask
-from models.networks.deepsdf_decoder import DeepSDFDecoder, inverted_dropout
 from shapelab.errors import ShapelabError
 from tests.torch_threads import single_thread  # noqa: F401  (autouse: one torch thread, tiny nets)
 
@@ -314,7 +314,7 @@ CHAIR = "03001627"
 @pytest.fixture
 def tiny_sdf_dataset(tmp_path):
     """<tmp>/data/tiny/deepsdf: 3 train / 1 val / 1 test spheres of a "chair" synset, DeepSDF formats."""
-    from datamodules.formats import deepsdf as fmt
+    from shapelab.datamodules.formats import deepsdf as fmt
 
     root = tmp_path / "data" / "tiny" / "deepsdf"
     splits = {"train": ["a", "b", "c"], "val": ["d"], "test": ["e"]}
@@ -339,7 +339,7 @@ def test_experiment_smoke(experiment, evaluate, tiny_sdf_dataset, compose_cfg):
     """Each DeepSDF experiment trains a few steps with trainer=smoke (one also evaluates its test split)."""
     from omegaconf import open_dict
 
-    from train import train
+    from shapelab.cli.train import train
 
     data = tiny_sdf_dataset / "data"
     splits = data / "tiny" / "deepsdf" / "splits"

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from models.networks.encoders import (
+from shapelab.models.networks.encoders import (
     ConvImageEncoder,
     LatentEncoder,
     ResNet18Encoder,
@@ -12,6 +11,7 @@ from models.networks.encoders import (
     VoxelEncoder,
     pool_points,
 )
+
 from shapelab.errors import ShapelabError
 
 

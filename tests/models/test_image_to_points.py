@@ -4,15 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from shapelab.losses.capnet import CapnetProjectionLoss
+from shapelab.losses.chamfer3d import Chamfer3dLoss
+from shapelab.losses.drwr import DrwrLoss
+from shapelab.models.image_to_points import ImageToPoints, log_image_to_loggers, point_cloud_picture
+from shapelab.models.networks.encoders import ConvImageEncoder
+from shapelab.models.networks.point_decoder import PointDecoder
+from shapelab.renderers.gaussian_projection import GaussianProjection
+from shapelab.renderers.point_projection import PointProjection
 
-from losses.capnet import CapnetProjectionLoss
-from losses.chamfer3d import Chamfer3dLoss
-from losses.drwr import DrwrLoss
-from models.image_to_points import ImageToPoints, log_image_to_loggers, point_cloud_picture
-from models.networks.encoders import ConvImageEncoder
-from models.networks.point_decoder import PointDecoder
-from renderers.gaussian_projection import GaussianProjection
-from renderers.point_projection import PointProjection
 from shapelab.errors import ShapelabError
 from tests.torch_threads import single_thread  # noqa: F401  (autouse: one torch thread)
 
@@ -43,8 +43,7 @@ def two_box_batch(size: int = 24) -> dict:
 def scaled_box_views(points: torch.Tensor, batch: dict, size: int):
     """Masks (closed to fill the gaps between the sparse points) and distance maps of ``points`` in ``batch``'s views."""
     from scipy import ndimage
-
-    from renderers.point_projection import project_points
+    from shapelab.renderers.point_projection import project_points
 
     uv, _ = project_points(points[None], batch["K"], batch["Rt"])
     masks = torch.zeros_like(batch["masks"])
@@ -82,7 +81,7 @@ def test_loss_without_the_renderer_it_needs_names_the_config_key(loss, renderer)
 ])
 def test_training_fits_two_shapes_from_their_images(loss, renderer, terms, ratio):
     """A hundred steps on two boxes: the network's clouds get much closer to each box (and the terms log)."""
-    from metrics.chamfer import chamfer_distance
+    from shapelab.metrics.chamfer import chamfer_distance
 
     torch.manual_seed(0)
     model = small_model(loss, renderer, lr=3e-3)
@@ -116,7 +115,7 @@ def test_validation_logs_capnet_chamfer_and_a_picture():
         model.validation_step(batch, 0)
     finally:
         del type(model).loggers
-    from metrics.chamfer import chamfer_capnet
+    from shapelab.metrics.chamfer import chamfer_capnet
 
     points = model(batch["image"]).detach().numpy()
     expected = np.mean([chamfer_capnet(p, g) for p, g in zip(points, batch["points_gt"].numpy())])
@@ -154,8 +153,8 @@ def test_picture_shows_projected_points_on_the_mask():
 ])  # the tiny set has chairs and tables; every <method>_<category> file composes in tests/test_configs.py
 def test_experiment_smoke(experiment, evaluate, tiny_synthetic, compose_cfg, tmp_path):
     """Each image->points experiment trains a few steps with trainer=smoke on the tiny built-in set."""
+    from shapelab.cli.train import train
     from tests.conftest import compose_run_cfg, tiny_synthetic_overrides
-    from train import train
 
     overrides = [
         f"experiment={experiment}", "trainer=smoke", "logger=csv", "callbacks=none", *tiny_synthetic_overrides(tiny_synthetic),

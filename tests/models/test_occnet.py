@@ -9,13 +9,13 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import trimesh
+from shapelab.losses.occnet import OccupancyLoss
+from shapelab.metrics.iou import occupancy_iou
+from shapelab.models.networks.encoders import LatentEncoder, ResnetPointNetEncoder
+from shapelab.models.networks.occnet_decoders import DecoderCBatchNorm, DecoderResnetFC
+from shapelab.models.occnet import OccupancyNetwork, probability_to_logit, refine_mesh, simplify_mesh
 from torch.utils.data import DataLoader, Dataset
 
-from losses.occnet import OccupancyLoss
-from metrics.iou import occupancy_iou
-from models.networks.encoders import LatentEncoder, ResnetPointNetEncoder
-from models.networks.occnet_decoders import DecoderCBatchNorm, DecoderResnetFC
-from models.occnet import OccupancyNetwork, probability_to_logit, refine_mesh, simplify_mesh
 from shapelab.errors import ShapelabError
 
 # (kind, centre, size): spheres by radius, boxes by half extents, all inside the unit cube
@@ -255,7 +255,7 @@ TINY_BUILD = {
 
 @pytest.fixture(scope="module")
 def tiny_occ_data(tmp_path_factory):
-    from datamodules.synthetic import ensure_synthetic_dataset
+    from shapelab.datamodules.synthetic import ensure_synthetic_dataset
 
     data_dir = tmp_path_factory.mktemp("occ_data")
     ensure_synthetic_dataset(data_dir, name="tiny", **TINY_BUILD)
@@ -269,7 +269,7 @@ def test_experiment_smoke(experiment, evaluate, tiny_occ_data, compose_cfg, tmp_
     """Each OccNet experiment trains a few steps with trainer=smoke; one also evaluates its test split."""
     from omegaconf import open_dict
 
-    from train import train
+    from shapelab.cli.train import train
 
     overrides = [
         f"experiment={experiment}", "trainer=smoke", "logger=csv", "callbacks=none",

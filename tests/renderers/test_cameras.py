@@ -7,10 +7,10 @@ import pytest
 import torch
 import trimesh
 from PIL import Image
+from shapelab.datamodules.formats.occnet import read_cameras, read_pointcloud
+from shapelab.renderers import cameras
+from shapelab.renderers.raycast import render_view
 
-from datamodules.formats.occnet import read_cameras, read_pointcloud
-from renderers import cameras
-from renderers.raycast import render_view
 from shapelab.errors import ShapelabError
 
 SHAPES = ["04379243/1a00aa6b75362cc5b324368d54a7416f", "02828884/1a40eaf5919b1b3f3eaa2b95b99dae6"]

@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from shapelab.renderers.cameras import extrinsics_for_normalized_frame, occnet_to_opencv
+from shapelab.renderers.gaussian_projection import GaussianProjection, gaussian_splat
+from shapelab.renderers.point_projection import PointProjection, project_points
 
-from renderers.cameras import extrinsics_for_normalized_frame, occnet_to_opencv
-from renderers.gaussian_projection import GaussianProjection, gaussian_splat
-from renderers.point_projection import PointProjection, project_points
 from tests.torch_threads import single_thread  # noqa: F401  (autouse: one torch thread)
 
 

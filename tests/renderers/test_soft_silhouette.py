@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 import trimesh
-
-from renderers.cameras import look_at_origin
-from renderers.soft_silhouette import SoftSilhouette, rasterize_soft_silhouette, soft_silhouette
+from shapelab.renderers.cameras import look_at_origin
+from shapelab.renderers.soft_silhouette import SoftSilhouette, rasterize_soft_silhouette, soft_silhouette
 
 
 def point_segment_distance(p, a, b):

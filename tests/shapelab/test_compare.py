@@ -3,7 +3,7 @@ import json
 
 from omegaconf import OmegaConf
 
-from compare import main as compare_main
+from shapelab.cli.compare import main as compare_main
 
 
 def _fake_run(root, name, lr, losses, iou, failed=False):

@@ -24,7 +24,7 @@ def _losses(run_dir: Path) -> dict[int, float]:
 
 
 def test_resumed_run_continues_with_the_same_steps_and_losses(tiny_synthetic, compose_cfg, tmp_path):
-    from train import train
+    from shapelab.cli.train import train
 
     common = [*tiny_synthetic_overrides(tiny_synthetic), *FAST_DEEPSDF, "trainer=cpu", "trainer.log_every_n_steps=1",
               "trainer.enable_progress_bar=false", "trainer.check_val_every_n_epoch=100", "callbacks.model_checkpoint.monitor=null"]

@@ -11,7 +11,7 @@ The plain DeepSDF answer from silhouettes fits the latent to pseudo-SDF samples 
 (points seen outside a mask are outside, +clamp; points inside every mask are taken as inside, -clamp).
 
 Launched by train.py with ``stage=meshsdf`` (conf/stage/meshsdf.yaml): train.py instantiates
-`MeshSDFStage` and calls ``stage(cfg, datamodule)`` with the SDF datamodule of the run.
+`MeshSDFStage` and calls ``stage.run(StageRun(...))`` with the SDF datamodule of the run.
 """
 from __future__ import annotations
 
@@ -26,19 +26,20 @@ import numpy as np
 import torch
 import trimesh
 from omegaconf import DictConfig, OmegaConf
+from shapelab.datamodules.formats.deepsdf import read_normalization, read_surface_samples
+from shapelab.geometry.extraction import extract_mesh
+from shapelab.geometry.inside import occupancy
+from shapelab.geometry.isosurface import SurfaceTracker, differentiable_vertices
+from shapelab.geometry.sampling import sample_surface
+from shapelab.losses.meshsdf import MeshSDFLoss
+from shapelab.metrics.chamfer import chamfer_deepsdf
+from shapelab.metrics.iou import mesh_iou
+from shapelab.models.latent_optimisation import LatentFitSchedule, fit_latents
+from shapelab.renderers.cameras import look_at_origin, project
+from shapelab.stages.base import Stage, StageRun
 from torch import nn
 from tqdm.auto import tqdm
 
-from datamodules.formats.deepsdf import read_normalization, read_surface_samples
-from geometry.extraction import extract_mesh
-from geometry.inside import occupancy
-from geometry.isosurface import SurfaceTracker, differentiable_vertices
-from geometry.sampling import sample_surface
-from losses.meshsdf import MeshSDFLoss
-from metrics.chamfer import chamfer_deepsdf
-from metrics.iou import mesh_iou
-from models.latent_optimisation import LatentFitSchedule, fit_latents
-from renderers.cameras import look_at_origin, project
 from shapelab.errors import ShapelabError
 
 log = logging.getLogger("shapelab.meshsdf")
@@ -230,7 +231,7 @@ def deepsdf_baseline(decoder: nn.Module, targets: dict, schedule: LatentFitSched
 
 
 # -- the stage ----------------------------------------------------------------------------------------
-class MeshSDFStage:
+class MeshSDFStage(Stage):
     """``stage=meshsdf``: refine a trained DeepSDF's reconstructions of a split's shapes with MeshSDF.
 
     Args:
@@ -254,7 +255,8 @@ class MeshSDFStage:
         self.num_points, self.num_views, self.image_size = num_points, num_views, image_size
         self.log_every, self.seed = log_every, seed
 
-    def __call__(self, cfg: DictConfig, datamodule) -> dict[str, float]:
+    def run(self, run: StageRun) -> dict[str, float]:
+        cfg, datamodule = run.cfg, run.datamodule
         if not self.checkpoint:
             raise ShapelabError("stage.checkpoint is not set; give a DeepSDF run's checkpoints/last.ckpt")
         decoder, _ = load_deepsdf_checkpoint(self.checkpoint, cfg.model.get("decoder"))

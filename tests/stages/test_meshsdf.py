@@ -10,12 +10,13 @@ import pytest
 import torch
 import trimesh
 from omegaconf import OmegaConf
-from torch import nn
-
-from datamodules.formats.deepsdf import write_normalization, write_surface_samples
-from losses.meshsdf import MeshSDFLoss
-from models.latent_optimisation import LatentFitSchedule
-from models.meshsdf import (
+from shapelab.datamodules.formats.deepsdf import write_normalization, write_surface_samples
+from shapelab.losses.meshsdf import MeshSDFLoss
+from shapelab.models.latent_optimisation import LatentFitSchedule
+from shapelab.models.networks.deepsdf_decoder import DeepSDFDecoder
+from shapelab.renderers.soft_silhouette import SoftSilhouette
+from shapelab.stages.base import StageRun
+from shapelab.stages.meshsdf import (
     MeshSDFStage,
     RefineSchedule,
     ShapeTarget,
@@ -26,8 +27,8 @@ from models.meshsdf import (
     ring_cameras,
     visual_hull_sdf_samples,
 )
-from models.networks.deepsdf_decoder import DeepSDFDecoder
-from renderers.soft_silhouette import SoftSilhouette
+from torch import nn
+
 from shapelab.errors import ShapelabError
 
 
@@ -109,7 +110,7 @@ def test_unknown_task_and_missing_checkpoint_are_clear_errors(tmp_path):
 def small_decoder_cfg():
     return OmegaConf.create(
         {
-            "_target_": "models.networks.deepsdf_decoder.DeepSDFDecoder",
+            "_target_": "shapelab.models.networks.deepsdf_decoder.DeepSDFDecoder",
             "latent_size": 4,
             "hidden_dim": 32,
             "num_layers": 3,
@@ -176,7 +177,7 @@ def test_stage_runs_from_a_checkpoint_and_logs_meshes(tmp_path):
         log_every=2,
     )
     cfg = OmegaConf.create({"paths": {"output_dir": str(tmp_path / "out")}, "model": {"decoder": None}})
-    metrics = stage(cfg, TinySdfData(tmp_path / "data"))
+    metrics = stage.run(StageRun(cfg, TinySdfData(tmp_path / "data"), [], tmp_path / "out"))
     assert set(metrics) == {f"meshsdf/{k}_{w}" for k in ("chamfer", "iou") for w in ("before", "after")}
     assert metrics["meshsdf/iou_after"] > 0.5  # the fitted sphere, radius 0.5 in the deepsdf frame
     out = tmp_path / "out" / "meshsdf"

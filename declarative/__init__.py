@@ -1,0 +1,1 @@
+"""Deep declarative nodes: layers defined by optimisation problems, differentiated implicitly."""

@@ -1,0 +1,1 @@
+"""Structure-from-Motion through COLMAP (pycolmap): cameras for real multi-view captures."""

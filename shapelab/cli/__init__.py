@@ -1,0 +1,1 @@
+"""The command-line entry points (``shapelab-train`` = ``python train.py``, ...)."""

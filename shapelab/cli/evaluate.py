@@ -1,0 +1,90 @@
+"""Evaluate a checkpoint or a folder of predictions: ``python evaluate.py ckpt_path=... | pred_dir=...``.
+
+See conf/evaluate.yaml for the options and docs/metrics.md for the metrics.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from shapelab import config as config_check
+from shapelab.checkpoints import load_weights
+from shapelab.errors import ShapelabError
+from shapelab.evaluation import evaluate_model, evaluate_predictions
+from shapelab.runs import instantiate_group, resolve_ckpt_path, run_entry_point
+
+TOP_LEVEL_KEYS = {
+    "data", "logger", "paths", "evaluate", "local", "hydra", "task_name", "seed", "ckpt_path", "pred_dir", "pred_frame",
+    "out_dir",
+}
+
+
+def _datamodule(data_cfg: DictConfig, split: str):
+    datamodule = hydra.utils.instantiate(data_cfg)
+    datamodule.prepare_data()
+    datamodule.setup("test" if split == "test" else "validate")
+    return datamodule
+
+
+def load_run_config(run_dir: Path) -> DictConfig:
+    """The resolved config a training run saved (``<run_dir>/.hydra/config.yaml``)."""
+    path = run_dir / ".hydra" / "config.yaml"
+    if not path.is_file():
+        raise ShapelabError(f"{path} is missing, so the checkpoint's model cannot be rebuilt; "
+                            "give a checkpoint inside a train.py run directory (<run>/checkpoints/*.ckpt)")
+    return OmegaConf.load(path)
+
+
+def evaluate_pred_dir(cfg: DictConfig) -> dict[str, float]:
+    """Score the files of ``cfg.pred_dir`` against the ground truth of ``cfg.data``."""
+    if not cfg.get("data"):
+        raise ShapelabError("pred_dir: choose the dataset holding the ground truth with data=<name>")
+    split = cfg.evaluate.split
+    out_dir = cfg.out_dir or Path(cfg.paths.output_dir) / "eval" / split
+    loggers = instantiate_group(cfg.get("logger"))
+    datamodule = _datamodule(cfg.data, split)
+    return evaluate_predictions(cfg.pred_dir, cfg.pred_frame, datamodule, cfg.evaluate, out_dir, loggers)
+
+
+def evaluate_checkpoint(cfg: DictConfig) -> dict[str, float]:
+    """Rebuild the model of ``cfg.ckpt_path``'s run from its saved config, load the weights, score it."""
+    ckpt = Path(resolve_ckpt_path(cfg.ckpt_path, cfg.paths.log_dir, "train"))
+    run_dir = ckpt.parent.parent
+    run_cfg = load_run_config(run_dir)
+    model = hydra.utils.instantiate(run_cfg.model)
+    load_weights(model, ckpt)  # before the data: a bad checkpoint fails fast
+    if torch.cuda.is_available():
+        model = model.cuda()
+    split = cfg.evaluate.split
+    datamodule = _datamodule(cfg.data if cfg.get("data") else run_cfg.data, split)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)  # loggers write into the training run (its tensorboard/, wandb/)
+    out_dir = cfg.out_dir or run_dir / "eval" / split
+    return evaluate_model(model, datamodule, cfg.evaluate, out_dir, instantiate_group(cfg.get("logger")))
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Score ``cfg.pred_dir`` or the checkpoint ``cfg.ckpt_path``; returns the overall metrics."""
+    config_check.validate(cfg, TOP_LEVEL_KEYS)
+    pl.seed_everything(cfg.seed)
+    if cfg.pred_dir:
+        return evaluate_pred_dir(cfg)
+    if not cfg.ckpt_path:
+        raise ShapelabError("nothing to evaluate: give ckpt_path=<run dir | .ckpt | last> or pred_dir=<folder>")
+    return evaluate_checkpoint(cfg)
+
+
+@hydra.main(version_base="1.3", config_path="pkg://shapelab.conf", config_name="evaluate")
+def main(cfg: DictConfig) -> float | None:
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    return run_entry_point(lambda c: evaluate(c).get(f"eval/{c.evaluate.split}/chamfer_l1_occnet"), cfg, multirun)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Stages: what runs after or instead of plain training (``python train.py stage=<name>``)."""

@@ -1,6 +1,6 @@
 """Image -> point cloud quality on the built-in chairs: CAPNet vs DRWR vs the 3D-supervised baseline.
 
-Trains ``experiment=capnet_chairs``, ``drwr_chairs`` and ``points_chamfer3d_chairs`` (same network, same
+Trains ``experiment=capnet``, ``drwr`` and ``points_chamfer3d`` with ``category=chairs`` (same network, same
 seed, same data; only the supervision differs) for the same wall-clock budget each through train.py, then
 scores the held-out test chairs with the evaluation pipeline: CAPNet's Chamfer (mean squared distances both
 ways after scaling each cloud to a unit bounding cube, 1024 vs 1024 points) and EMD (same normalisation).
@@ -22,7 +22,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-METHODS = {"capnet": "capnet_chairs", "drwr": "drwr_chairs", "chamfer3d": "points_chamfer3d_chairs"}
+METHODS = {"capnet": "capnet", "drwr": "drwr", "chamfer3d": "points_chamfer3d"}
 
 
 def compose_train_config(overrides: list[str], output_dir: Path):
@@ -48,7 +48,7 @@ def run(experiment: str, seconds: float | None, extra: list[str], out: Path) -> 
         "trainer.check_val_every_n_epoch=100000", "trainer.enable_progress_bar=false",
         "trainer.log_every_n_steps=1",
     ]
-    overrides = [f"experiment={experiment}", *budget, "evaluate.groups=[capnet]", "evaluate.contact_sheet_shapes=0",
+    overrides = [f"experiment={experiment}", "category=chairs", *budget, "evaluate.groups=[capnet]", "evaluate.contact_sheet_shapes=0",
                  "evaluate.resume=false", *extra]
     start = time.time()
     metrics = train(compose_train_config(overrides, out))

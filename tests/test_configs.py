@@ -45,7 +45,35 @@ def test_misspelt_model_key_fails_with_the_key_named(compose_cfg):
 
 def test_experiments_exist_for_every_model():
     names = set(EXPERIMENTS)
-    for prefix in ("deepsdf_", "occnet_svr", "occnet_pointcloud", "occnet_voxels", "occnet_vae_", "capnet_", "drwr_",
-                   "points_chamfer3d_"):
+    for prefix in ("deepsdf_", "occnet_svr", "occnet_pointcloud", "occnet_voxels", "occnet_vae_", "capnet", "drwr",
+                   "points_chamfer3d"):
         assert any(n.startswith(prefix) for n in names), f"no experiment {prefix}*"
     assert Path(REPO_ROOT / "conf" / "stage" / "meshsdf.yaml").is_file()
+
+
+
+CATEGORIES = sorted(p.stem for p in (REPO_ROOT / "conf" / "category").glob("*.yaml"))
+
+
+def test_category_group_has_the_five_built_in_categories():
+    assert CATEGORIES == ["airplanes", "cars", "chairs", "lamps", "tables"]
+
+
+@pytest.mark.parametrize("experiment", ["capnet", "drwr", "points_chamfer3d"])
+def test_category_swap_changes_only_the_category(experiment, compose_cfg):
+    """``experiment=<method> category=<c>``: one base; the category sets data.categories and the tag, nothing else."""
+    from shapelab.datamodules.synthetic import CATEGORIES as SYNSETS
+
+    def run_keys(*overrides):
+        cfg = compose_cfg("train", [f"experiment={experiment}", "paths.output_dir=/x", *overrides])
+        flat = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+        categories, tags, name = flat["data"].pop("categories"), flat.pop("tags"), flat.pop("category")
+        assert flat["logger"]["wandb"].pop("tags") == tags
+        return flat, categories, tags, name
+
+    default, _, _, default_name = run_keys()
+    assert default_name == "chairs"
+    for category in CATEGORIES:
+        rest, (synset,), tags, name = run_keys(f"category={category}")
+        assert (name, SYNSETS[synset] + "s", tags) == (category, category, [experiment, "synthetic", category])
+        assert rest == default

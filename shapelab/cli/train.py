@@ -26,7 +26,7 @@ log = logging.getLogger("shapelab.train")
 
 TOP_LEVEL_KEYS = {
     "data", "model", "loss", "renderer", "stage", "callbacks", "logger", "trainer", "paths", "evaluate",
-    "experiment", "hparams_search", "local", "debug", "task_name", "tags", "seed", "train",
+    "experiment", "category", "hparams_search", "local", "debug", "task_name", "tags", "seed", "train",
     "evaluate_after_training", "ckpt_path", "monitor", "optimized_metric",
 }
 

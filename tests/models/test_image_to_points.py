@@ -148,16 +148,16 @@ def test_picture_shows_projected_points_on_the_mask():
     assert calls == [("val/point_cloud", picture.shape, "HWC")]
 
 
-@pytest.mark.parametrize("experiment, evaluate", [
-    ("capnet_chairs", True), ("drwr_tables", False), ("points_chamfer3d_chairs", False),
-])  # the tiny set has chairs and tables; every <method>_<category> file composes in tests/test_configs.py
-def test_experiment_smoke(experiment, evaluate, tiny_synthetic, compose_cfg, tmp_path):
+@pytest.mark.parametrize("experiment, category, evaluate", [
+    ("capnet", "chairs", True), ("drwr", "tables", False), ("points_chamfer3d", "chairs", False),
+])  # the tiny set has chairs and tables; every experiment x category composes in tests/test_configs.py
+def test_experiment_smoke(experiment, category, evaluate, tiny_synthetic, compose_cfg, tmp_path):
     """Each image->points experiment trains a few steps with trainer=smoke on the tiny built-in set."""
     from shapelab.cli.train import train
     from tests.conftest import compose_run_cfg, tiny_synthetic_overrides
 
     overrides = [
-        f"experiment={experiment}", "trainer=smoke", "logger=csv", "callbacks=none", *tiny_synthetic_overrides(tiny_synthetic),
+        f"experiment={experiment}", f"category={category}", "trainer=smoke", "logger=csv", "callbacks=none", *tiny_synthetic_overrides(tiny_synthetic),
         "data.batch_size=2", "data.eval_batch_size=2", "data.surface_points=2048", "data.gt_points=256",
         "model.decoder.num_points=256", "trainer.check_val_every_n_epoch=1", "evaluate.contact_sheet_shapes=0", f"evaluate_after_training={evaluate}",
     ]

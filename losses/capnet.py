@@ -8,20 +8,40 @@ d((i,j),(k,l)) = (i-k)² + (j-l)²:
 - Eq. 4, affinity:  L_aff = Σ_{i,j} min_{(k,l)∈M+} d · M̂_{ij} M_{kl}
                            + Σ_{i,j} min_{(k,l)∈M̂+} d · M_{ij} M̂_{kl}
   with M+ = {M_{kl} = 1}, M̂+ = {M̂_{kl} > τ} (τ = 0 in the paper).
-- Eq. 5, total:     L = Σ_views (L_bce + λ L_aff), λ = 1e-4; averaged over the batch here.
+- Eq. 5, total:     L = Σ_views (L_bce + λ L_aff), λ = 1e-4.
 
-The nearest-pixel searches are distance transforms (the paper's equation; the released code
-instead indexes both masks at the same pixel). The first term uses the ground-truth distance
-transform of the background, precomputed by the datamodule (batch key ``dist``); the second a
-scipy distance transform of M̂+ with the index of the nearest pixel, through which M̂_{kl}
-stays differentiable.
+The first term (predicted pixels far from the ground truth) is the paper's, through the ground-truth
+distance transform of the background, precomputed by the datamodule (batch key ``dist``).
+
+The second term (ground-truth pixels far from the prediction) cannot be used as written: Gaussian tails
+make M̂ > 0 on almost every pixel, so with τ = 0 every uncovered pixel is its own nearest "predicted"
+pixel (distance 0, the term is inert), and with a hard τ > 0 its only gradient lowers M̂ at the border of
+the covered region, pushing points away from the uncovered part. Here the nearest predicted pixel is a
+soft one, a generalised squared distance transform
+
+    D_ij = min_{k,l} d((i,j),(k,l)) + β · max(0, log τ - log M̂_kl),       L_aff,2 = Σ_ij M_ij D_ij
+
+Pixels with M̂ ≥ τ cost nothing to reach, fainter ones cost β · log(τ/M̂): for the tail of one
+splatted point at distance r, β·r²/(2σ²). The minimum then lies on a faint pixel between the uncovered
+pixel and the covered region, and its gradient raises M̂ there: points move into the uncovered part.
+For a gap of g pixels D ≈ β/(1+β) · g² (0.9 g² at β = 9); as β → ∞ this is the hard support M̂ ≥ τ.
+M̂ is floored at 1e-30 (float32 tails underflow), so D saturates at β·log(τ/1e-30) (≈ 26 px at β = 9).
+
+The released code (get_losses.py) differs: it indexes both masks at the same pixel (no distances),
+uses unsquared distance + 1, and averages both terms over pixels and views; ``reduction="mean"``
+reproduces its reductions (BCE and affinity pixel means, views averaged), ``reduction="sum"`` the
+paper's Eq. 4-5 (affinity summed over pixels, views summed).
 """
 from __future__ import annotations
 
-import numpy as np
+import math
+
 import torch
-from scipy import ndimage
 from torch import nn
+
+from shapelab.errors import ShapelabError
+
+SUPPORT_FLOOR = 1e-30
 
 
 def capnet_bce(pred_mask: torch.Tensor, gt_mask: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
@@ -34,45 +54,57 @@ def capnet_bce(pred_mask: torch.Tensor, gt_mask: torch.Tensor, eps: float = 1e-7
     return bce.mean(dim=(-2, -1))
 
 
-def nearest_foreground(foreground: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Euclidean distance transform to the nearest foreground pixel, one image at a time.
+def squared_distance_transform(cost: torch.Tensor) -> torch.Tensor:
+    """Generalised squared distance transform D_ij = min_{k,l} (i-k)² + (j-l)² + cost_kl, differentiable in cost.
 
-    Args: foreground: (M, H, W) bool. Returns: distance (M, H, W) in px and the (row, col) index
-    arrays (M, H, W) of the nearest foreground pixel; images without foreground get distance 0
-    and index (0, 0) (their term has zero weight).
+    Separable and exact: the argmin (k, l) of every pixel is found without gradients by a minimum along rows,
+    then along columns (O(HW(H+W)) per image); the gradient flows to cost at that argmin.
+
+    Args: cost: (..., H, W). Returns: (..., H, W) in px² (plus cost units).
     """
-    dist = np.zeros(foreground.shape, dtype=np.float64)
-    rows = np.zeros(foreground.shape, dtype=np.int64)
-    cols = np.zeros(foreground.shape, dtype=np.int64)
-    for m, fg in enumerate(foreground):
-        if fg.any():
-            dist[m], (rows[m], cols[m]) = ndimage.distance_transform_edt(~fg, return_indices=True)
-    return dist, rows, cols
+    height, width = cost.shape[-2:]
+    flat_cost = cost.reshape(-1, height, width)
+    cols = torch.arange(width, device=cost.device)
+    rows = torch.arange(height, device=cost.device)
+    col_sq = ((cols[:, None] - cols[None, :]) ** 2).to(cost.dtype)  # (W j, W l)
+    row_sq = ((rows[:, None] - rows[None, :]) ** 2).to(cost.dtype)  # (H i, H k)
+    with torch.no_grad():
+        along_rows, best_col = (flat_cost[:, :, None, :] + col_sq).min(dim=-1)  # (M, H k, W j): min over l
+        best_row = (along_rows.transpose(1, 2)[:, :, None, :] + row_sq).min(dim=-1).indices.transpose(1, 2)  # (M, H i, W j)
+        best_col = torch.gather(best_col, 1, best_row)  # l of the argmin (k, l) of each (i, j)
+    reached = torch.gather(flat_cost.flatten(1), 1, (best_row * width + best_col).flatten(1)).view_as(flat_cost)
+    sq_dist = (rows[:, None] - best_row) ** 2 + (cols - best_col) ** 2
+    return (sq_dist.to(cost.dtype) + reached).reshape(cost.shape)
+
+
+def soft_support_distance(pred_mask: torch.Tensor, threshold: float, support_weight: float) -> torch.Tensor:
+    """D_ij = min_kl d² + β·max(0, log τ - log M̂_kl): squared distance (px²) to the soft predicted support.
+
+    Args: pred_mask: (..., H, W) M̂ in [0, 1]; threshold: τ (pixels at or above it are support);
+    support_weight: β. Returns: (..., H, W).
+    """
+    log_mask = torch.log(pred_mask.clamp_min(SUPPORT_FLOOR))
+    cost = support_weight * (math.log(threshold) - log_mask).clamp_min(0.0)
+    return squared_distance_transform(cost)
 
 
 def capnet_affinity(
-    pred_mask: torch.Tensor, gt_mask: torch.Tensor, gt_dist: torch.Tensor, pred_threshold: float = 0.0
+    pred_mask: torch.Tensor, gt_mask: torch.Tensor, gt_dist: torch.Tensor, pred_threshold: float = 0.5,
+    support_weight: float = 9.0,
 ) -> torch.Tensor:
-    """CAPNet Eq. 4: affinity loss in both directions, weighted by pixel confidence.
+    """CAPNet Eq. 4: affinity loss in both directions (second term on the soft support, module docstring).
 
     Args:
         pred_mask: (..., H, W) soft mask M̂ in [0, 1].
         gt_mask: (..., H, W) binary mask M.
         gt_dist: (..., H, W) distance (px) from each pixel to the nearest pixel of M (0 inside).
-        pred_threshold: τ defining M̂+ = {M̂ > τ}.
+        pred_threshold: τ, M̂ at which a pixel is fully predicted.
+        support_weight: β, the cost of reaching fainter pixels.
     Returns:
         (...,) per view, in px² (summed over pixels, not averaged).
     """
     pred_to_gt = (pred_mask * gt_dist**2).sum(dim=(-2, -1))
-
-    height, width = pred_mask.shape[-2:]
-    flat_pred = pred_mask.reshape(-1, height * width)
-    support = (flat_pred.detach() > pred_threshold).reshape(-1, height, width).cpu().numpy()
-    dist, rows, cols = nearest_foreground(support)
-    nearest = torch.from_numpy(rows * width + cols).to(pred_mask.device).reshape(-1, height * width)
-    weight = torch.gather(flat_pred, 1, nearest).reshape(pred_mask.shape)
-    dist_sq = torch.from_numpy(dist**2).to(pred_mask).reshape(pred_mask.shape)
-    gt_to_pred = (gt_mask * dist_sq * weight).sum(dim=(-2, -1))
+    gt_to_pred = (gt_mask * soft_support_distance(pred_mask, pred_threshold, support_weight)).sum(dim=(-2, -1))
     return pred_to_gt + gt_to_pred
 
 
@@ -80,18 +112,31 @@ class CapnetProjectionLoss(nn.Module):
     """Loss config ``loss=capnet_projection`` (renderer ``gaussian_projection``): CAPNet Eq. 5.
 
     ``forward(points, rendered, batch)`` with ``rendered["mask"]`` (B,V,H,W) and batch ``masks``,
-    ``dist`` (B,V,H,W) returns ``{"loss", "bce", "affinity"}`` (each summed over views, batch mean).
+    ``dist`` (B,V,H,W) returns ``{"loss", "bce", "affinity"}`` (batch means).
+
+    ``reduction``: ``"mean"`` (released code: BCE and affinity pixel means, views averaged) or ``"sum"``
+    (paper Eq. 4-5: affinity summed over pixels, views summed).
     """
 
     renderer_outputs = ("mask",)
 
-    def __init__(self, affinity_weight: float = 1e-4, pred_threshold: float = 0.0):
+    def __init__(self, affinity_weight: float = 1e-4, pred_threshold: float = 0.5, support_weight: float = 9.0,
+                 reduction: str = "mean"):
         super().__init__()
+        if reduction not in ("mean", "sum"):
+            raise ShapelabError(f"loss.reduction={reduction!r}: use 'mean' (released code) or 'sum' (paper Eq. 4-5)")
         self.affinity_weight = affinity_weight
         self.pred_threshold = pred_threshold
+        self.support_weight = support_weight
+        self.reduction = reduction
 
     def forward(self, points: torch.Tensor, rendered: dict, batch: dict) -> dict[str, torch.Tensor]:
-        bce = capnet_bce(rendered["mask"], batch["masks"]).sum(dim=1).mean()
-        affinity = capnet_affinity(rendered["mask"], batch["masks"], batch["dist"], self.pred_threshold)
-        affinity = affinity.sum(dim=1).mean()
+        mask = rendered["mask"]
+        bce = capnet_bce(mask, batch["masks"])
+        affinity = capnet_affinity(mask, batch["masks"], batch["dist"], self.pred_threshold, self.support_weight)
+        if self.reduction == "mean":
+            bce, affinity = bce.mean(dim=1), affinity.mean(dim=1) / (mask.shape[-2] * mask.shape[-1])
+        else:
+            bce, affinity = bce.sum(dim=1), affinity.sum(dim=1)
+        bce, affinity = bce.mean(), affinity.mean()
         return {"loss": bce + self.affinity_weight * affinity, "bce": bce, "affinity": affinity}

@@ -7,9 +7,16 @@ import numpy as np
 import pytest
 import torch
 from scipy import ndimage
-from shapelab.losses.capnet import CapnetProjectionLoss, capnet_affinity, capnet_bce
-from shapelab.renderers.gaussian_projection import GaussianProjection
+from shapelab.losses.capnet import (
+    CapnetProjectionLoss,
+    capnet_affinity,
+    capnet_bce,
+    soft_support_distance,
+    squared_distance_transform,
+)
+from shapelab.renderers.gaussian_projection import GaussianProjection, gaussian_splat
 
+from shapelab.errors import ShapelabError
 from tests.torch_threads import single_thread  # noqa: F401  (autouse: one torch thread)
 
 
@@ -22,19 +29,13 @@ def brute_background_distance(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def brute_affinity_bounds(pred: np.ndarray, gt: np.ndarray, threshold: float) -> tuple[float, float]:
-    """Eq. 4 by loops. The second term's nearest predicted pixel can tie; return the range over ties."""
+def brute_affinity(pred: np.ndarray, gt: np.ndarray, threshold: float, support_weight: float) -> float:
+    """Eq. 4 by loops over pixel pairs; the second term with the soft support cost β·max(0, log τ - log M̂)."""
     gt_fg = np.argwhere(gt > 0.5)
-    pred_fg = np.argwhere(pred > threshold)
     first = sum(pred[i, j] * min((i - k) ** 2 + (j - l) ** 2 for k, l in gt_fg) for i, j in np.ndindex(gt.shape))
-    low = high = first
-    for i, j in gt_fg:
-        d = [(i - k) ** 2 + (j - l) ** 2 for k, l in pred_fg]
-        nearest = min(d)
-        weights = [pred[k, l] for (k, l), dk in zip(pred_fg, d) if dk == nearest]
-        low += nearest * min(weights)
-        high += nearest * max(weights)
-    return low, high
+    cost = support_weight * np.maximum(0.0, math.log(threshold) - np.log(np.maximum(pred, 1e-30)))
+    second = sum(min((i - k) ** 2 + (j - l) ** 2 + cost[k, l] for k, l in np.ndindex(gt.shape)) for i, j in gt_fg)
+    return first + second
 
 
 def random_masks(seed: int, size: int = 9):
@@ -53,17 +54,79 @@ def test_bce_matches_pixel_loop():
     assert capnet_bce(torch.from_numpy(pred), torch.from_numpy(gt)).item() == pytest.approx(expected, rel=1e-10)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_affinity_matches_pixel_pair_loop(seed):
+@pytest.mark.parametrize("seed, threshold, support_weight", [(1, 0.5, 9.0), (2, 0.2, 1.0), (3, 0.9, 100.0)])
+def test_affinity_matches_pixel_pair_loop(seed, threshold, support_weight):
     pred, gt = random_masks(seed)
     dist = brute_background_distance(gt > 0.5)
-    ours = capnet_affinity(torch.from_numpy(pred)[None], torch.from_numpy(gt)[None], torch.from_numpy(dist)[None]).item()
-    low, high = brute_affinity_bounds(pred, gt, threshold=0.0)
-    assert low - 1e-9 <= ours <= high + 1e-9
-    # with one confidence on the whole support, ties cannot matter: exact equality
-    flat = np.where(pred > 0, 0.6, 0.0)
-    ours = capnet_affinity(torch.from_numpy(flat), torch.from_numpy(gt), torch.from_numpy(dist)).item()
-    assert ours == pytest.approx(brute_affinity_bounds(flat, gt, 0.0)[0], rel=1e-12)
+    ours = capnet_affinity(torch.from_numpy(pred)[None], torch.from_numpy(gt)[None], torch.from_numpy(dist)[None],
+                           threshold, support_weight).item()
+    assert ours == pytest.approx(brute_affinity(pred, gt, threshold, support_weight), rel=1e-12)
+
+
+def test_distance_transform_matches_brute_force_on_a_non_square_image():
+    cost = torch.from_numpy(np.random.default_rng(0).uniform(0, 30, (2, 5, 7)))
+    expected = torch.tensor([[[min((i - k) ** 2 + (j - l) ** 2 + c[k, l].item() for k, l in np.ndindex(5, 7))
+                               for j in range(7)] for i in range(5)] for c in cost], dtype=torch.float64)
+    assert torch.equal(squared_distance_transform(cost), expected)
+
+
+def half_covered_rectangle(size: int = 32):
+    """A 16 x 20 px rectangle mask and a real Gaussian splat of points on a 1-px grid over its left half only."""
+    gt = torch.zeros(size, size, dtype=torch.float64)
+    gt[8:24, 6:26] = 1.0
+    rows, cols = torch.meshgrid(torch.arange(8, 24), torch.arange(6, 16), indexing="ij")
+    uv = (torch.stack([cols.flatten(), rows.flatten()], -1) + 0.5).double()  # pixel centres, u = column
+    dist = torch.from_numpy(ndimage.distance_transform_edt(gt.numpy() < 0.5))
+    return gt, uv, dist
+
+
+def test_uncovered_half_of_the_mask_is_penalised_and_pulls_points_into_it():
+    gt, uv, dist = half_covered_rectangle()
+    full_uv = torch.cat([uv, uv + torch.tensor([10.0, 0.0], dtype=torch.float64)])  # both halves covered
+    full_gt_to_pred = (gt * soft_support_distance(gaussian_splat(full_uv, 32, 32), 0.5, 9.0)).sum().item()
+    full = capnet_affinity(gaussian_splat(full_uv, 32, 32), gt, dist).item()
+    uv = uv.clone().requires_grad_()
+    half = capnet_affinity(gaussian_splat(uv, 32, 32), gt, dist)
+    # 16 rows x 10 uncovered columns at 1..10 px from the covered half: D ~ 0.9 g^2 summed is thousands of px^2
+    assert full_gt_to_pred == 0.0 and half.item() > 3000 and half.item() > 50 * full, (half.item(), full)
+    half.backward()
+    rightmost = uv.detach()[:, 0] > 15
+    assert (-uv.grad[rightmost, 0] > 0).all()  # descent moves the border column into the uncovered half
+    # a few descent steps on the affinity alone: points enter the uncovered half, and the term falls
+    points = uv.detach().clone().requires_grad_()
+    optimizer = torch.optim.Adam([points], lr=0.3)
+    for _ in range(30):
+        optimizer.zero_grad()
+        loss = capnet_affinity(gaussian_splat(points, 32, 32), gt, dist)
+        loss.backward()
+        optimizer.step()
+    moved = (points.detach()[:, 0] > 16).sum().item()
+    assert moved > 20 and loss.item() < 0.5 * half.item(), (moved, loss.item())
+
+
+def test_tau_zero_support_would_be_inert_on_a_splat():
+    """Why the support is soft: with τ → 0 every pixel reached by a Gaussian tail counts as predicted."""
+    gt, uv, _ = half_covered_rectangle()
+    mask = gaussian_splat(uv, 32, 32)
+    assert (mask[gt > 0] > 0).all()  # no uncovered pixel has M̂ = 0: each is its own nearest "predicted" pixel
+    assert soft_support_distance(mask, 1e-300, 9.0).max().item() == 0.0
+
+
+def test_loss_total_adds_the_weighted_affinity_and_reductions_match_the_code_and_paper():
+    gt, uv, dist = half_covered_rectangle()
+    batch = {"masks": gt.expand(2, 3, 32, 32), "dist": dist.expand(2, 3, 32, 32)}
+    rendered = {"mask": gaussian_splat(uv, 32, 32).expand(2, 3, 32, 32)}
+    mean = CapnetProjectionLoss(affinity_weight=1e-2, reduction="mean")(None, rendered, batch)
+    summed = CapnetProjectionLoss(affinity_weight=1e-2, reduction="sum")(None, rendered, batch)
+    per_view = capnet_affinity(rendered["mask"][0, 0], gt, dist)
+    assert mean["affinity"].item() == pytest.approx(per_view.item() / 32**2, rel=1e-12)  # pixel mean, views averaged
+    assert summed["affinity"].item() == pytest.approx(3 * per_view.item(), rel=1e-12)  # pixel sum, views summed
+    assert summed["bce"].item() == pytest.approx(3 * mean["bce"].item(), rel=1e-12)
+    for terms in (mean, summed):  # the affinity is part of the optimised total
+        assert terms["affinity"].item() > 0
+        assert terms["loss"].item() == pytest.approx(terms["bce"].item() + 1e-2 * terms["affinity"].item(), rel=1e-12)
+    with pytest.raises(ShapelabError, match="loss.reduction"):
+        CapnetProjectionLoss(reduction="median")
 
 
 def test_affinity_uses_distances_not_same_pixel_overlap():
@@ -85,7 +148,7 @@ def test_losses_pass_gradcheck():
     dist = torch.from_numpy(brute_background_distance(gt > 0.5))
 
     def total(p):
-        return capnet_bce(p, gt_t) + 1e-2 * capnet_affinity(p, gt_t, dist, pred_threshold=0.2)
+        return capnet_bce(p, gt_t) + 1e-2 * capnet_affinity(p, gt_t, dist, pred_threshold=0.5, support_weight=2.0)
 
     assert torch.autograd.gradcheck(total, (pred,))
 

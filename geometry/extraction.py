@@ -4,8 +4,7 @@ A field is sampled on a regular grid of ``resolution`` cells per axis ((resoluti
 spanning ``bounds`` and triangulated with scikit-image's marching cubes (Lewiner). ``dense``
 evaluates every vertex; ``coarse_to_fine`` (octree / OccNet MISE, `geometry.mise`) evaluates only
 cells that may contain the surface and returns the same mesh (see the guarantee in geometry/mise.py).
-The mesh is in the frame of ``bounds``; `deepsdf_mesh_to_original` / `occnet_mesh_to_original`
-map it back to the raw mesh units.
+The mesh is in the frame of ``bounds``; `geometry.frames` maps it to the other frames.
 """
 from __future__ import annotations
 
@@ -174,13 +173,3 @@ def extract_mesh(
         )
     return ExtractionResult(grid_mesh(values, grid, level, inside), num_queries)
 
-
-def deepsdf_mesh_to_original(mesh: trimesh.Trimesh, offset: np.ndarray, scale: float) -> trimesh.Trimesh:
-    """Deepsdf frame -> original units: ``original = normalised / scale - offset`` (DeepSDF
-    NormalizationParameters: ``normalised = (original + offset) * scale``)."""
-    return trimesh.Trimesh(mesh.vertices / float(scale) - np.asarray(offset), mesh.faces, process=False)
-
-
-def occnet_mesh_to_original(mesh: trimesh.Trimesh, loc: np.ndarray, scale: float) -> trimesh.Trimesh:
-    """Occnet frame -> original units: ``original = normalised * scale + loc`` (points.npz loc/scale)."""
-    return trimesh.Trimesh(mesh.vertices * float(scale) + np.asarray(loc), mesh.faces, process=False)

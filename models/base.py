@@ -6,8 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytorch_lightning as pl
 import trimesh
-
-FRAMES = ("original", "deepsdf", "occnet")
+from shapelab.geometry.frames import FRAMES
 
 
 @dataclass

@@ -26,7 +26,6 @@ import numpy as np
 import torch
 import trimesh
 from omegaconf import DictConfig, OmegaConf
-from shapelab.datamodules.formats.deepsdf import read_normalization, read_surface_samples
 from shapelab.geometry.extraction import extract_mesh
 from shapelab.geometry.inside import occupancy
 from shapelab.geometry.isosurface import SurfaceTracker, differentiable_vertices
@@ -41,6 +40,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from shapelab.errors import ShapelabError
+from shapelab.evaluation.ground_truth import GroundTruthSource
 
 log = logging.getLogger("shapelab.meshsdf")
 TASKS = ("pointcloud", "silhouette")
@@ -308,19 +308,21 @@ class MeshSDFStage(Stage):
 
 
 def load_targets(datamodule, split: str, max_shapes: int | None) -> list[ShapeTarget]:
-    """Ground truth of a split of an SDF datamodule: raw mesh + SurfaceSamples, in the deepsdf frame."""
+    """Ground truth of a split of an SDF datamodule: raw mesh + SurfaceSamples, in the deepsdf frame
+    (files read by the evaluation's `GroundTruthSource`)."""
     shapes = datamodule.split_shapes(split)[:max_shapes]
-    root = datamodule.format_dir("deepsdf")
-    name = datamodule.dataset_name
+    source = GroundTruthSource.from_datamodule(datamodule)
     targets = []
     for synset, model_id in shapes:
         raw = datamodule.dataset_root / "raw" / synset / model_id / "models" / "model_normalized.obj"
         if not raw.is_file():
             raise ShapelabError(f"{raw}: missing; the meshsdf stage needs the raw meshes of the {split} split "
                                 "(ShapeNetCore v2 layout under <data_dir>/<name>/raw)")
-        offset, scale = read_normalization(root / "NormalizationParameters" / name / synset / f"{model_id}.npz")
-        surface = read_surface_samples(root / "SurfaceSamples" / name / synset / f"{model_id}.ply")
+        truth = source.load(synset, model_id)
+        if truth.surface is None or truth.normalization is None:
+            raise ShapelabError(f"{datamodule.format_dir('deepsdf')}: no SurfaceSamples or NormalizationParameters "
+                                f"for {synset}/{model_id}; run preprocess.py for the {split} split")
         mesh = trimesh.load(raw, force="mesh", process=False)
-        mesh = trimesh.Trimesh((mesh.vertices + offset) * scale, mesh.faces, process=False)
-        targets.append(ShapeTarget(f"{synset}_{model_id}", mesh, (surface + offset) * scale))
+        mesh = trimesh.Trimesh(truth.frames.from_original(mesh.vertices, "deepsdf"), mesh.faces, process=False)
+        targets.append(ShapeTarget(f"{synset}_{model_id}", mesh, truth.frames.from_original(truth.surface, "deepsdf")))
     return targets

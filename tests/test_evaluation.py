@@ -22,8 +22,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from shapelab.checkpoints import load_weights
 from shapelab.errors import ShapelabError
 from shapelab.evaluation import evaluate_model, evaluate_predictions
-from shapelab.ground_truth import ShapeGroundTruth
-from shapelab.scoring import METRIC_GROUPS, ScoringSettings, score_shape
+from shapelab.evaluation.ground_truth import ShapeGroundTruth
+from shapelab.evaluation.scoring import METRIC_GROUPS, ScoringSettings, score_shape
 
 GT_RADIUS, PRED_RADIUS = 0.3, 0.33  # occnet frame
 LOC, OCC_SCALE = np.array([0.1, 0.0, -0.2]), 2.0  # original = occnet * 2 + loc

@@ -6,11 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from shapelab.geometry.extraction import (
-    deepsdf_mesh_to_original,
-    extract_mesh,
-    occnet_mesh_to_original,
-)
+from shapelab.geometry.extraction import extract_mesh
 
 from shapelab.errors import ShapelabError
 
@@ -107,15 +103,6 @@ def test_bad_inputs_raise_shapelab_error():
         extract_mesh(sphere_sdf, 16, method="octree")
     with pytest.raises(ShapelabError, match="divisible"):
         extract_mesh(sphere_sdf, 100, resolution0=32)
-
-
-def test_meshes_map_back_to_original_units():
-    mesh = extract_mesh(sphere_sdf, 32).mesh
-    offset, scale = np.array([0.1, -0.2, 0.3]), 1.7
-    original = deepsdf_mesh_to_original(mesh, offset, scale)
-    assert np.allclose((original.vertices + offset) * scale, mesh.vertices)
-    loc = np.array([0.5, 0.0, -0.5])
-    assert np.allclose((occnet_mesh_to_original(mesh, loc, 2.0).vertices - loc) / 2.0, mesh.vertices)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -161,6 +161,10 @@ class TinySdfData:
     def format_dir(self, name):
         return self.dataset_root / name
 
+    @property
+    def deepsdf_root(self):  # where the evaluation's GroundTruthSource reads SurfaceSamples and NormalizationParameters
+        return self.format_dir("deepsdf")
+
 
 def test_stage_runs_from_a_checkpoint_and_logs_meshes(tmp_path):
     ckpt = write_sphere_run(tmp_path / "run")

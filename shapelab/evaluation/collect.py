@@ -1,5 +1,5 @@
-"""Per-shape results: a CSV appended as shapes are scored (so a killed evaluation resumes), and the
-per-category / overall summary computed from it."""
+"""Step 3 of the evaluation: collect the per-shape rows in a CSV appended as shapes are scored (so a
+killed evaluation resumes), and the per-category / overall summary computed from it."""
 from __future__ import annotations
 
 import csv

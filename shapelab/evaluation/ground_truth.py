@@ -1,8 +1,5 @@
-"""Ground truth of one shape for evaluation, and conversions between the frames of DEVELOPING.md.
-
-Frames: "original" (raw mesh units), "deepsdf" ``(original + offset) * scale``, "occnet"
-``(original - loc) / scale``. Every file is read through ``datamodules.formats``.
-"""
+"""Ground truth of one shape for evaluation: every file that exists for it, read through
+``datamodules.formats``, and its frame parameters (conversions: `geometry.frames`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,9 +9,10 @@ import numpy as np
 
 from shapelab.datamodules.formats import deepsdf as deepsdf_format
 from shapelab.datamodules.formats import occnet as occnet_format
+from shapelab.geometry.frames import MissingFrame, ShapeFrames
 
 
-class MissingGroundTruth(Exception):
+class MissingGroundTruth(LookupError):
     """A metric's ground truth or frame parameters do not exist for this shape (the metric is skipped)."""
 
 
@@ -32,42 +30,19 @@ class ShapeGroundTruth:
     surface: np.ndarray | None = None
     normalization: tuple[np.ndarray, float] | None = None
 
-    def occnet_frame(self) -> tuple[np.ndarray, float]:
-        """(loc, scale) of the occnet frame, from pointcloud.npz or points.npz."""
-        for source in (self.pointcloud, self.occupancy):
-            if source is not None:
-                return np.asarray(source["loc"], dtype=np.float64), float(source["scale"])
-        raise MissingGroundTruth("no occnet loc/scale (pointcloud.npz or points.npz)")
-
-    def deepsdf_frame(self) -> tuple[np.ndarray, float]:
-        """(offset, scale) of the deepsdf frame from NormalizationParameters."""
-        if self.normalization is None:
-            raise MissingGroundTruth("no DeepSDF NormalizationParameters")
-        offset, scale = self.normalization
-        return np.asarray(offset, dtype=np.float64), float(scale)
-
-    def to_original(self, points: np.ndarray, frame: str) -> np.ndarray:
-        """(N,3) points of ``frame`` in original units."""
-        if frame == "occnet":
-            loc, scale = self.occnet_frame()
-            return points * scale + loc
-        if frame == "deepsdf":
-            offset, scale = self.deepsdf_frame()
-            return points / scale - offset
-        return points
+    @property
+    def frames(self) -> ShapeFrames:
+        """The shape's frame parameters: occnet from pointcloud.npz or points.npz, deepsdf from NormalizationParameters."""
+        occnet = next(((np.asarray(source["loc"], dtype=np.float64), float(source["scale"]))
+                       for source in (self.pointcloud, self.occupancy) if source is not None), None)
+        return ShapeFrames(deepsdf=self.normalization, occnet=occnet)
 
     def convert(self, points: np.ndarray, source: str, target: str) -> np.ndarray:
-        """(N,3) points from frame ``source`` to frame ``target`` (through original units)."""
-        if source == target:
-            return points
-        original = self.to_original(np.asarray(points, dtype=np.float64), source)
-        if target == "occnet":
-            loc, scale = self.occnet_frame()
-            return (original - loc) / scale
-        if target == "deepsdf":
-            offset, scale = self.deepsdf_frame()
-            return (original + offset) * scale
-        return original
+        """(N,3) points from frame ``source`` to frame ``target`` (MissingGroundTruth without the parameters)."""
+        try:
+            return self.frames.convert(points, source, target)
+        except MissingFrame as missing:
+            raise MissingGroundTruth(str(missing)) from None
 
 
 class GroundTruthSource:

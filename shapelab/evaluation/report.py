@@ -1,7 +1,10 @@
-"""What an evaluation shows: the metric table (markdown file + rich console), the contact sheet, and
-the run's dashboards (W&B table and 3D objects, TensorBoard scalars and images, any logger's scalars)."""
+"""Step 4 of the evaluation, what it shows: ``summary.json``, the metric table (markdown file + rich
+console), the contact sheet, and the run's dashboards (W&B table and 3D objects, TensorBoard scalars and
+images, any logger's scalars)."""
 from __future__ import annotations
 
+import json
+import logging
 import math
 from pathlib import Path
 
@@ -12,9 +15,15 @@ from matplotlib.image import imread
 from rich.console import Console
 from rich.table import Table
 
+from shapelab.evaluation.collect import ResultsFile
+from shapelab.evaluation.ground_truth import GroundTruthSource
+from shapelab.evaluation.reconstruct import load_prediction
+from shapelab.evaluation.scoring import MetricInfo
 from shapelab.metrics.chamfer import normalise_capnet
 from shapelab.renderers.thumbnail import render_mesh_thumbnail
-from shapelab.scoring import MetricInfo
+
+log = logging.getLogger("shapelab.evaluation")
+PREVIEW_POINTS = 2048
 
 TABLE_COLUMNS = {
     "chamfer_l1_occnet": "CD-L1 occnet", "normal_consistency": "NC", "iou": "IoU", "fscore_1pct": "F@1%",
@@ -135,3 +144,44 @@ def log_to_dashboards(loggers, split: str, summary: dict, rows: list[dict], colu
         elif isinstance(logger, TensorBoardLogger) and image is not None:
             logger.experiment.add_image(f"eval/{split}/contact_sheet", image, dataformats="HWC")
         logger.save()
+
+
+def _previews(results: ResultsFile, truth_source: GroundTruthSource, out_dir: Path, per_category: int):
+    """(ground truth, prediction) point clouds of the first shapes of each category, from the saved files."""
+    pairs: dict[str, list] = {}
+    for row in results.rows.values():
+        path = out_dir / "reconstructions" / row["synset"] / f"{row['model_id']}.ply"
+        if row["status"] != "ok" or not path.is_file() or len(pairs.get(row["category"], [])) >= per_category:
+            continue
+        truth = truth_source.load(row["synset"], row["model_id"])
+        gt = truth.pointcloud["points"] if truth.pointcloud is not None else truth.surface
+        recon = load_prediction(path, row["frame"])
+        pred = recon.points if recon.mesh is None else (
+            recon.mesh.sample(PREVIEW_POINTS) if len(recon.mesh.faces) else np.zeros((0, 3)))
+        rng = np.random.default_rng(0)
+        gt = gt[rng.choice(len(gt), min(len(gt), PREVIEW_POINTS), replace=False)] if gt is not None else np.zeros((0, 3))
+        pairs.setdefault(row["category"], []).append((row["model_id"], gt, np.asarray(pred), recon.mesh))
+    return pairs
+
+
+def _nan_to_none(value):
+    """NaN (a metric that applied to no shape) as JSON null, so the file is strict JSON."""
+    if isinstance(value, dict):
+        return {key: _nan_to_none(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_nan_to_none(item) for item in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def write_all(out_dir: Path, summary: dict, results: ResultsFile, columns: dict[str, MetricInfo],
+              truth_source: GroundTruthSource, contact_sheet_shapes: int, loggers) -> None:
+    """``summary.json``, ``metrics.md``, the contact sheet, the dashboards and the console table."""
+    split = summary["split"]
+    (out_dir / "summary.json").write_text(json.dumps(_nan_to_none(summary), indent=2, allow_nan=False) + "\n")
+    write_markdown_table(out_dir / "metrics.md", summary, columns)
+    pairs = _previews(results, truth_source, out_dir, contact_sheet_shapes) if contact_sheet_shapes else {}
+    sheet = contact_sheet(out_dir / "contact_sheet.png", pairs)
+    previews = {f"{category}_{model_id}": pred for category, items in pairs.items() for model_id, _, pred, _ in items}
+    rows = list(results.rows.values())
+    log_to_dashboards(loggers, split, summary, rows, results.columns, sheet, previews)
+    print_table(summary, columns, out_dir)

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import trimesh
 
-from shapelab.ground_truth import MissingGroundTruth, ShapeGroundTruth
+from shapelab.errors import ShapelabError
+from shapelab.evaluation.ground_truth import MissingGroundTruth, ShapeGroundTruth
 from shapelab.metrics.chamfer import chamfer_capnet, chamfer_deepsdf, chamfer_occnet
 from shapelab.metrics.emd import emd_capnet
 from shapelab.metrics.fscore import fscore
@@ -63,8 +64,23 @@ class ScoringSettings:
     fscore_thresholds: dict[str, float] = field(default_factory=lambda: {"1pct": 0.01, "2pct": 0.02})
     seed: int = 0
 
+    @classmethod
+    def from_config(cls, cfg) -> ScoringSettings:
+        """The settings of an ``evaluate`` config (conf/evaluation/default.yaml)."""
+        return cls(occnet_points=cfg.occnet_points, deepsdf_points=cfg.deepsdf_points,
+                   capnet_points=cfg.capnet_points, fscore_thresholds=dict(cfg.fscore_thresholds), seed=cfg.seed)
+
     def columns(self) -> dict[str, MetricInfo]:
         return {**METRICS, **fscore_columns(self.fscore_thresholds)}
+
+    @staticmethod
+    def checked_groups(groups) -> list[str]:
+        """``evaluate.groups`` as a list, refusing unknown names in one line."""
+        groups = list(groups)
+        unknown = sorted(set(groups) - set(METRIC_GROUPS))
+        if unknown:
+            raise ShapelabError(f"evaluate.groups: unknown {unknown}; choose from {sorted(METRIC_GROUPS)}")
+        return groups
 
 
 def is_empty(recon: Reconstruction) -> bool:

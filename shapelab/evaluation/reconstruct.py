@@ -1,0 +1,115 @@
+"""Step 1 of the evaluation: the reconstructions of a split, as a stream of ``((synset, model_id),
+Reconstruction | Exception)``, from a trained model (`model_stream`) or a folder of files (`files_stream`).
+
+A shape whose reconstruction fails (an exception in ``reconstruct``, a missing, unreadable or non-finite
+file) yields the exception: the pipeline records it as ``failed: <reason>`` and goes on.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import trimesh
+
+from shapelab.errors import ShapelabError
+from shapelab.geometry.frames import FRAMES
+from shapelab.models.base import Reconstruction
+
+log = logging.getLogger("shapelab.evaluation")
+
+PREDICTION_EXTENSIONS = (".obj", ".ply", ".off", ".npz")
+
+ShapeKey = tuple[str, str]
+Stream = Callable[[set[ShapeKey]], Iterator[tuple[ShapeKey, Reconstruction | Exception]]]
+"""``stream(todo)`` yields (key, reconstruction or the exception that prevented it) for the keys in ``todo``."""
+
+
+def split_shapes(datamodule, split: str) -> list[ShapeKey]:
+    """(synset, model_id) of every shape of the datamodule's ``split`` ("test" or "val")."""
+    if split not in ("test", "val"):
+        raise ShapelabError(f"evaluate.split={split!r}: choose 'test' or 'val'")
+    return [tuple(shape) for shape in datamodule.dataset(split).shapes]
+
+
+def model_stream(model, datamodule, split: str) -> Stream:
+    """Reconstructions by ``model.reconstruct(batch)`` of the batches of the split's loader."""
+    loader = datamodule.test_dataloader() if split == "test" else datamodule.val_dataloader()
+    model.eval()
+
+    def stream(todo: set[ShapeKey]):
+        for batch in loader:
+            keys = list(zip(batch["synset"], batch["model_id"]))
+            if not todo.intersection(keys):
+                continue
+            try:
+                reconstructions = model.reconstruct(_to_device(batch, model.device))
+                if len(reconstructions) != len(keys):
+                    raise RuntimeError(f"reconstruct returned {len(reconstructions)} shapes for a batch of {len(keys)}")
+            except ShapelabError:
+                raise
+            except Exception as exc:
+                log.debug("reconstruct failed", exc_info=True)
+                reconstructions = [exc] * len(keys)
+            yield from ((key, recon) for key, recon in zip(keys, reconstructions) if key in todo)
+
+    return stream
+
+
+def files_stream(pred_dir: str | Path, pred_frame: str, shapes: list[ShapeKey]) -> Stream:
+    """Reconstructions read from ``<pred_dir>/<synset>/<model_id>.(obj|ply|off|npz)`` in frame ``pred_frame``."""
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise ShapelabError(f"pred_dir={pred_dir} is not a directory; give the folder holding <synset>/<model_id>.ply")
+    if pred_frame not in FRAMES:
+        raise ShapelabError(f"pred_frame={pred_frame!r} is not one of {FRAMES}; say which frame the files are in")
+
+    def stream(todo: set[ShapeKey]):
+        for key in shapes:
+            if key in todo:
+                try:
+                    yield key, load_prediction(_prediction_file(pred_dir, *key), pred_frame)
+                except Exception as exc:  # noqa: BLE001 - a missing or broken file fails that shape only
+                    yield key, exc
+
+    return stream
+
+
+def _prediction_file(pred_dir: Path, synset: str, model_id: str) -> Path:
+    for extension in PREDICTION_EXTENSIONS:
+        path = pred_dir / synset / f"{model_id}{extension}"
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"no prediction {pred_dir / synset / model_id}.(obj|ply|off|npz)")
+
+
+def load_prediction(path: Path, frame: str) -> Reconstruction:
+    """A mesh or point cloud file as a Reconstruction. ``.npz``: ``vertices`` + ``faces`` or ``points``."""
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as arrays:
+            if "vertices" in arrays and "faces" in arrays:
+                return Reconstruction(frame, mesh=trimesh.Trimesh(arrays["vertices"], arrays["faces"], process=False))
+            if "points" in arrays:
+                return Reconstruction(frame, points=np.asarray(arrays["points"], dtype=np.float64).reshape(-1, 3))
+        raise ShapelabError(f"{path}: npz has neither 'vertices'+'faces' nor 'points'; save one of them")
+    loaded = trimesh.load(path, process=False)
+    if isinstance(loaded, trimesh.Scene):
+        loaded = loaded.to_geometry() if loaded.geometry else trimesh.Trimesh()
+    if isinstance(loaded, trimesh.PointCloud):
+        return Reconstruction(frame, points=np.asarray(loaded.vertices, dtype=np.float64))
+    if not isinstance(loaded, trimesh.Trimesh):
+        raise ShapelabError(f"{path}: holds a {type(loaded).__name__}, not a triangle mesh or point cloud; export one")
+    return Reconstruction(frame, mesh=loaded)
+
+
+def save_reconstruction(recon: Reconstruction, path: Path) -> None:
+    """Write a reconstruction as PLY (a mesh, or a vertex-only point cloud)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    geometry = recon.mesh if recon.mesh is not None else trimesh.PointCloud(recon.points)
+    geometry.export(path)
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    return {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in batch.items()}

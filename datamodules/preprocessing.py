@@ -29,6 +29,7 @@ import trimesh
 from shapelab.datamodules.formats import deepsdf, occnet
 from shapelab.geometry.inside import METHODS, occupancy, resolve_method, signed_distance
 from shapelab.geometry.normalization import deepsdf_normalization, occnet_normalization
+from shapelab.geometry.raycast import render_view
 from shapelab.geometry.sampling import (
     deepsdf_query_points,
     sample_outer_surface,
@@ -43,7 +44,6 @@ from shapelab.renderers.cameras import (
     extrinsics_for_normalized_frame,
     sample_choy2016_views,
 )
-from shapelab.renderers.raycast import render_view
 from tqdm import tqdm
 
 from shapelab.errors import ShapelabError

@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from shapelab.geometry.extraction import extract_mesh
 from shapelab.geometry.inside import occupancy
 from shapelab.geometry.isosurface import SurfaceTracker, differentiable_vertices
+from shapelab.geometry.raycast import camera_rays
 from shapelab.geometry.sampling import sample_surface
 from shapelab.losses.meshsdf import MeshSDFLoss
 from shapelab.metrics.chamfer import chamfer_deepsdf
@@ -98,13 +99,9 @@ def ring_cameras(num_views: int, image_size: int, distance: float = 2.5, elevati
 
 def render_masks(mesh: trimesh.Trimesh, K: torch.Tensor, Rt: torch.Tensor, image_size: int) -> torch.Tensor:
     """Hard silhouettes (V, H, W) float {0, 1}: a ray through each pixel centre hits the mesh (embree)."""
-    v, u = np.meshgrid(np.arange(image_size) + 0.5, np.arange(image_size) + 0.5, indexing="ij")
-    pixels = np.stack([u.ravel(), v.ravel(), np.ones(u.size)], axis=1)
     masks = []
     for k, rt in zip(K.double().numpy(), Rt.double().numpy()):
-        rotation, translation = rt[:, :3], rt[:, 3]
-        directions = pixels @ np.linalg.inv(k).T @ rotation  # camera rays in world coordinates
-        origins = np.repeat((-rotation.T @ translation)[None], len(directions), 0)
+        origins, directions = camera_rays(k, rt, image_size, image_size)
         hit = mesh.ray.intersects_any(origins, directions) if len(mesh.faces) else np.zeros(len(directions), bool)
         masks.append(hit.reshape(image_size, image_size))
     return torch.tensor(np.stack(masks), dtype=torch.float32)

@@ -8,8 +8,8 @@ import torch
 import trimesh
 from PIL import Image
 from shapelab.datamodules.formats.occnet import read_cameras, read_pointcloud
+from shapelab.geometry.raycast import render_view
 from shapelab.renderers import cameras
-from shapelab.renderers.raycast import render_view
 
 from shapelab.errors import ShapelabError
 

@@ -1,4 +1,5 @@
-"""Ray-cast renderer (trimesh + embree, no OpenGL): RGB with two-sided Lambert shading, mask and depth.
+"""Ray casting (trimesh + embree, no OpenGL): rays through pixel centres, and an RGB view with two-sided Lambert
+shading, mask and depth — what the preprocessing renders and what silhouettes are compared with.
 
 Cameras follow renderers/cameras.py (OpenCV K, world->camera Rt, pixel centres at +0.5). Depth is the
 camera-space z of the first hit (the unit of the mesh), ``inf`` where the ray misses (background).

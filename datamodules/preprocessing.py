@@ -2,23 +2,37 @@
 
 ``preprocess_dataset`` finds the meshes of a ShapeNetCore v2 tree (``<synset>/<id>/models/model_normalized.obj``),
 a v1 tree (``<synset>/<id>/model.obj``) or any folder of meshes (``[<category>/]<name>.{obj,off,ply,stl,glb}``),
-processes them in parallel (one process per worker, progress bar), skips shapes whose outputs are all
-there (resumable), reports a bad mesh by path and goes on, then writes splits and metadata and prints a summary.
+processes them in parallel (one process per worker, progress bar), reports a bad mesh by path and goes on,
+then writes splits and metadata and prints a summary.
+
+Reruns: each finished shape gets a record ``<out_root>/preprocess/<synset>/<id>.json`` written after all its
+files: the options and seed it was built with and the size of every file. A shape is skipped only when its
+record matches the current options and every file has its recorded size (a truncated or missing file redoes
+the shape). Outputs recorded with other options stop the run with one line naming the option, unless
+``overwrite`` rebuilds them. Disk full stops the run with one line; the shape being written is redone next time.
 
 Per shape, in the frames of DEVELOPING.md "Frames and units":
 - DeepSDF: SdfSamples (``sdf_samples`` points: 47/50 near the surface at the two noise scales, 3/50 uniform
   in [-1, 1]^3; SDF from the exact triangle distance and the sign of geometry/inside.py), its
-  NormalizationParameters, and ``surface_samples`` SurfaceSamples in original units.
+  NormalizationParameters, and ``surface_samples`` SurfaceSamples in original units. Test-split shapes get
+  DeepSDF's test sampling when ``test_sdf_samples`` > 0 (``PreprocessMesh -t``: that many samples, first
+  variance 0.05 instead of 0.005), in the same SdfSamples file, as the original.
 - OccNet: points.npz (``occ_points`` uniform in the cube of side 1.1), pointcloud.npz (``pointcloud_points``
   surface samples + normals), voxels.npz (``voxel_resolution``^3 solid voxels).
 - Renderings: ``views`` views of ``image_size`` px placed as in Choy et al. 2016 around the shape centred and
   scaled to a unit bounding-box diagonal (ShapeNet v2's frame); cameras.npz maps the *original* frame, as
   OccNet's do; RGB, mask and depth per view.
+
+``frame``: "original" keeps the input mesh's axes (ShapeNet v2 for v2 meshes); "occnet" first moves the mesh
+into the axes of OccNet's released ShapeNet files (geometry/axes.py: v1 axes, bounding box centred), so
+outputs mix with OccNet's data.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import json
 import multiprocessing
 import time
 from dataclasses import dataclass, field
@@ -27,10 +41,14 @@ from pathlib import Path
 import numpy as np
 import trimesh
 from shapelab.datamodules.formats import deepsdf, occnet
+from shapelab.datamodules.formats.validation import atomic_write
+from shapelab.geometry.axes import AXES, to_axes
 from shapelab.geometry.inside import METHODS, occupancy, resolve_method, signed_distance
 from shapelab.geometry.normalization import deepsdf_normalization, occnet_normalization
 from shapelab.geometry.raycast import render_view
 from shapelab.geometry.sampling import (
+    DEEPSDF_TEST_VARIANCES,
+    DEEPSDF_VARIANCES,
     deepsdf_query_points,
     sample_outer_surface,
     sample_surface,
@@ -51,10 +69,15 @@ from shapelab.errors import ShapelabError
 MESH_SUFFIXES = (".obj", ".off", ".ply", ".stl", ".glb")
 FORMATS = ("deepsdf", "occnet", "renderings")
 SPLIT_NAMES = ("train", "val", "test")
-# defaults of the original pipelines (ANCHORS.md); DeepSDF draws 250k surface points to perturb
+TOP_LEVEL_KEYS = ("seed", "frame")  # conf/preprocess.yaml keys outside `options`
+RECORD_DIR = "preprocess"  # <out_root>/preprocess/<synset>/<id>.json: what a finished shape was built with
+# defaults of the original pipelines (ANCHORS.md); DeepSDF draws 250k surface points to perturb and samples
+# test shapes separately (PreprocessMesh.cpp -t: 250k samples, variance 0.05)
 PAPER_OPTIONS = {
     "formats": list(FORMATS),
+    "frame": "original",
     "sdf_samples": 500_000,
+    "test_sdf_samples": 250_000,
     "sdf_source_points": 250_000,
     "surface_samples": 30_000,
     "occ_points": 100_000,
@@ -65,8 +88,16 @@ PAPER_OPTIONS = {
     "inside_method": "auto",
     "ray_directions": 32,
 }
+# options added after datasets were built, with the value that reproduces the earlier outputs (a record
+# without the key was built with it)
+ADDED_OPTIONS = {"frame": "original", "test_sdf_samples": 0}
 # the built-in synthetic set trades SDF sample count for a fast first build (formats are unchanged)
-BUILTIN_OPTIONS = {**PAPER_OPTIONS, "sdf_samples": 100_000, "sdf_source_points": 50_000}
+BUILTIN_OPTIONS = {
+    **PAPER_OPTIONS,
+    "sdf_samples": 100_000,
+    "sdf_source_points": 50_000,
+    "test_sdf_samples": 0,
+}
 SHAPENET_NAMES = {
     "02691156": "airplane", "02828884": "bench", "02933112": "cabinet", "02958343": "car",
     "03001627": "chair", "03211117": "display", "03636649": "lamp", "03691459": "speaker",
@@ -80,6 +111,7 @@ class ShapeSource:
     synset: str
     model_id: str
     path: Path
+    problem: str = ""  # why this mesh cannot be used (reported as failed without reading it)
 
 
 @dataclass
@@ -87,7 +119,12 @@ class PreprocessSummary:
     processed: int = 0
     skipped: int = 0
     failed: list[str] = field(default_factory=list)  # "<path>: <reason>"
+    warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+    @property
+    def all_failed(self) -> bool:
+        return bool(self.failed) and self.processed + self.skipped == 0
 
     def __str__(self) -> str:
         lines = [
@@ -96,30 +133,54 @@ class PreprocessSummary:
                 f"{len(self.failed)} failed, in {self.seconds:.1f} s"
             )
         ]
-        return "\n".join(lines + [f"  failed: {entry}" for entry in self.failed])
+        lines += [f"  failed: {entry}" for entry in self.failed]
+        return "\n".join(lines + [f"  warning: {entry}" for entry in self.warnings])
 
 
 def find_meshes(source: str | Path) -> list[ShapeSource]:
     """Meshes of a ShapeNetCore v2 / v1 tree or of any folder of meshes, sorted by (synset, id)."""
     source = Path(source)
     if not source.is_dir():
-        raise ShapelabError(f"{source}: input folder not found; set preprocess.input_dir to a mesh folder")
+        raise ShapelabError(f"{source}: input folder not found; set input_dir to a mesh folder")
     shapes = [
         ShapeSource(p.parts[-4], p.parts[-3], p) for p in source.glob("*/*/models/model_normalized.obj")
     ]
     if not shapes:
         shapes = [ShapeSource(p.parts[-3], p.parts[-2], p) for p in source.glob("*/*/model.obj")]
     if not shapes:
-        for path in sorted(source.rglob("*")):
-            depth = len(path.relative_to(source).parts)
-            if path.suffix.lower() in MESH_SUFFIXES and depth <= 2:
-                shapes.append(ShapeSource(path.parent.name if depth == 2 else "meshes", path.stem, path))
+        shapes = _loose_meshes(source)
     if not shapes:
         raise ShapelabError(
             f"{source}: no meshes found (looked for <synset>/<id>/models/model_normalized.obj, "
-            f"<synset>/<id>/model.obj and [<category>/]*{{{','.join(MESH_SUFFIXES)}}}); check preprocess.input_dir"
+            f"<synset>/<id>/model.obj and [<category>/]*{{{','.join(MESH_SUFFIXES)}}}); check input_dir"
         )
-    return sorted(shapes, key=lambda shape: (shape.synset, shape.model_id))
+    return sorted(shapes, key=lambda shape: (shape.synset, shape.model_id, str(shape.path)))
+
+
+def _loose_meshes(source: Path) -> list[ShapeSource]:
+    """``[<category>/]<name>.<ext>`` meshes (id = name); deeper ones come back with a ``problem``; two files
+    that would share an id (``x.obj`` and ``x.off``) raise ShapelabError."""
+    shapes, by_id = [], {}
+    for path in sorted(source.rglob("*")):
+        if path.suffix.lower() not in MESH_SUFFIXES or not path.is_file():
+            continue
+        parts = path.relative_to(source).parts
+        synset = parts[0] if len(parts) > 1 else "meshes"
+        if len(parts) > 2:
+            problem = (
+                f"{path}: nested deeper than <category>/<file>, not used; move it to "
+                f"{source / parts[0] / path.name} or use the ShapeNet layout <synset>/<id>/models/model_normalized.obj"
+            )
+            shapes.append(ShapeSource(synset, path.stem, path, problem))
+            continue
+        other = by_id.setdefault((synset, path.stem), path)
+        if other != path:
+            raise ShapelabError(
+                f"{other} and {path.name} would both become shape id {path.stem!r} of {synset!r}; "
+                "rename or remove one of them"
+            )
+        shapes.append(ShapeSource(synset, path.stem, path))
+    return shapes
 
 
 def load_mesh(path: str | Path) -> trimesh.Trimesh:
@@ -127,8 +188,8 @@ def load_mesh(path: str | Path) -> trimesh.Trimesh:
     ShapelabError for an unreadable, empty or degenerate mesh."""
     path = Path(path)
     options = {"skip_materials": True} if path.suffix.lower() == ".obj" else {}
-    try:
-        mesh = trimesh.load(path, force="mesh", **options)
+    try:  # process=False: processing silently drops NaN vertices with their faces
+        mesh = trimesh.load(path, force="mesh", process=False, **options)
     except Exception as err:  # noqa: BLE001 - loaders raise many exception types for broken files
         raise ShapelabError(
             f"{path}: unreadable mesh ({type(err).__name__}: {err}); fix or remove the file"
@@ -136,7 +197,8 @@ def load_mesh(path: str | Path) -> trimesh.Trimesh:
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
         raise ShapelabError(f"{path}: mesh has no triangles; fix or remove the file")
     if not np.isfinite(mesh.vertices).all():
-        raise ShapelabError(f"{path}: mesh has NaN/inf vertices; fix or remove the file")
+        bad = int((~np.isfinite(mesh.vertices).all(axis=1)).sum())
+        raise ShapelabError(f"{path}: mesh has {bad} NaN/inf vertices; fix or remove the file")
     mesh.merge_vertices(merge_tex=True, merge_norm=True)
     mesh.update_faces(mesh.nondegenerate_faces())
     mesh.remove_unreferenced_vertices()
@@ -149,23 +211,35 @@ def check_options(options: dict) -> dict:
     """PAPER_OPTIONS updated with ``options``; unknown keys or formats raise ShapelabError."""
     unknown = sorted(set(options) - set(PAPER_OPTIONS))
     if unknown:
-        raise ShapelabError(f"preprocess.{unknown[0]}: unknown option; known: {', '.join(PAPER_OPTIONS)}")
+        raise ShapelabError(f"options.{unknown[0]}: unknown option; known: {', '.join(PAPER_OPTIONS)}")
     merged = {**PAPER_OPTIONS, **options}
     bad = sorted(set(merged["formats"]) - set(FORMATS))
     if bad:
-        raise ShapelabError(f"preprocess.formats: unknown format {bad[0]!r}; use some of {list(FORMATS)}")
+        raise ShapelabError(f"options.formats: unknown format {bad[0]!r}; use some of {list(FORMATS)}")
+    if merged["frame"] not in AXES:
+        raise ShapelabError(f"frame: unknown frame {merged['frame']!r}; use one of {list(AXES)}")
     if merged["inside_method"] not in METHODS:
         raise ShapelabError(
-            f"preprocess.inside_method: unknown method {merged['inside_method']!r}; use one of {list(METHODS)}"
+            f"options.inside_method: unknown method {merged['inside_method']!r}; use one of {list(METHODS)}"
         )
     return merged
 
 
 class ShapeWriter:
-    """Output paths and processing of one shape under ``out_root`` (``<data_dir>/<name>``)."""
+    """Output paths, processing and record of one shape under ``out_root`` (``<data_dir>/<name>``);
+    ``test_split``: the shape is in the test split (DeepSDF test sampling when ``test_sdf_samples`` > 0)."""
 
-    def __init__(self, out_root: Path, name: str, shape: ShapeSource, options: dict, seed: int):
-        self.shape, self.options, self.seed = shape, options, seed
+    def __init__(
+        self,
+        out_root: Path,
+        name: str,
+        shape: ShapeSource,
+        options: dict,
+        seed: int,
+        test_split: bool = False,
+    ):
+        self.out_root, self.shape, self.options, self.seed = out_root, shape, options, seed
+        self.test_sampling = test_split and options["test_sdf_samples"] > 0
         sdf_root = out_root / "deepsdf"
         self.sdf_file = sdf_root / "SdfSamples" / name / shape.synset / f"{shape.model_id}.npz"
         self.normalization_file = (
@@ -174,35 +248,104 @@ class ShapeWriter:
         self.surface_file = sdf_root / "SurfaceSamples" / name / shape.synset / f"{shape.model_id}.ply"
         self.occnet_dir = out_root / "occnet" / shape.synset / shape.model_id
         self.views_dir = self.occnet_dir / "img_choy2016"
+        self.record_file = out_root / RECORD_DIR / shape.synset / f"{shape.model_id}.json"
 
-    def outputs(self) -> list[Path]:
-        formats = self.options["formats"]
+    def outputs(self, formats) -> list[Path]:
+        """Every file the given formats write for this shape."""
         files = []
         if "deepsdf" in formats:
             files += [self.sdf_file, self.normalization_file, self.surface_file]
         if "occnet" in formats:
             files += [self.occnet_dir / name for name in ("points.npz", "pointcloud.npz", "voxels.npz")]
         if "renderings" in formats:
-            files.append(self.views_dir / "cameras.npz")  # written last, after every view
+            for stem in (f"{index:03d}" for index in range(self.options["views"])):
+                folder = self.views_dir
+                files += [
+                    folder / f"{stem}.jpg",
+                    folder / "mask" / f"{stem}.png",
+                    folder / "depth" / f"{stem}.npz",
+                ]
+            files.append(self.views_dir / "cameras.npz")
         return files
 
-    def finished(self) -> bool:
-        return all(path.is_file() for path in self.outputs())
+    def settings(self) -> dict:
+        """What the outputs depend on besides the mesh: every option but ``formats``, the seed, and whether
+        the DeepSDF samples are test samples."""
+        settings = {key: value for key, value in self.options.items() if key != "formats"}
+        return {**settings, "seed": self.seed, "test_sampling": self.test_sampling}
 
-    def rng(self, stream: str) -> np.random.Generator:
-        """Independent, reproducible generator per (seed, shape, output)."""
-        key = hashlib.md5(f"{self.shape.synset}/{self.shape.model_id}/{stream}".encode()).digest()
-        return np.random.default_rng([self.seed, int.from_bytes(key[:8], "little")])
+    def read_record(self) -> dict | None:
+        """The record of an earlier run (None when absent or unreadable)."""
+        try:
+            record = json.loads(self.record_file.read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
+            return None
+        return {**record, "settings": {**ADDED_OPTIONS, **record["settings"]}}
+
+    def changed_option(self) -> str:
+        """'' or which option differs from the recorded build (a changed split only redoes the shape)."""
+        record = self.read_record()
+        if record is None:
+            return ""
+        recorded = record["settings"]
+        for key, value in self.settings().items():
+            if key != "test_sampling" and recorded.get(key) != value:
+                config_key = key if key in TOP_LEVEL_KEYS else f"options.{key}"
+                return f"built with {config_key}={recorded.get(key)!r}, now {value!r}"
+        return ""
+
+    def complete(self, record: dict | None, formats) -> bool:
+        """``record`` matches the current settings and every file of ``formats`` has its recorded size."""
+        if (
+            record is None
+            or record["settings"] != self.settings()
+            or not set(formats) <= set(record["formats"])
+        ):
+            return False
+        sizes = record.get("files", {})
+        return all(self._size(path) == sizes.get(self._key(path)) for path in self.outputs(formats))
+
+    def finished(self) -> bool:
+        return self.complete(self.read_record(), self.options["formats"])
 
     def run(self) -> None:
-        mesh = load_mesh(self.shape.path)
+        record = self.read_record()
         formats = self.options["formats"]
+        kept = [
+            f for f in FORMATS if f not in formats and self.complete(record, [f])
+        ]  # built earlier, still good
+        self.record_file.unlink(missing_ok=True)  # unfinished until the new record is written
+        mesh = to_axes(load_mesh(self.shape.path), self.options["frame"])
         if "deepsdf" in formats:
             self.write_deepsdf(mesh)
         if "occnet" in formats:
             self.write_occnet(mesh)
         if "renderings" in formats:
             self.write_renderings(mesh)
+        built = [f for f in FORMATS if f in formats or f in kept]
+        content = {
+            "settings": self.settings(),
+            "formats": built,
+            "files": {self._key(path): path.stat().st_size for path in self.outputs(built)},
+        }
+        atomic_write(self.record_file, lambda tmp: tmp.write_text(json.dumps(content, indent=1) + "\n"))
+
+    def _key(self, path: Path) -> str:
+        return path.relative_to(self.out_root).as_posix()
+
+    @staticmethod
+    def _size(path: Path) -> int | None:
+        try:
+            return path.stat().st_size
+        except OSError:
+            return None
+
+    def rng(self, stream: str) -> np.random.Generator:
+        """Independent, reproducible generator per (seed, shape, output)."""
+        key = hashlib.md5(f"{self.shape.synset}/{self.shape.model_id}/{stream}".encode()).digest()
+        return np.random.default_rng([self.seed, int.from_bytes(key[:8], "little")])
 
     def inside_options(self, mesh: trimesh.Trimesh) -> dict:
         method = resolve_method(mesh, self.options["inside_method"])
@@ -222,7 +365,12 @@ class ShapeWriter:
         offset, scale = deepsdf_normalization(mesh.vertices)
         deepsdf.write_surface_samples(self.surface_file, self.surface(mesh, opts["surface_samples"], rng)[0])
         source = self.surface(mesh, opts["sdf_source_points"], rng)[0]
-        query = deepsdf_query_points((source + offset) * scale, opts["sdf_samples"], rng)
+        count, variances = (
+            (opts["test_sdf_samples"], DEEPSDF_TEST_VARIANCES)
+            if self.test_sampling
+            else (opts["sdf_samples"], DEEPSDF_VARIANCES)
+        )
+        query = deepsdf_query_points((source + offset) * scale, count, rng, variances)
         outer = source if options["method"] == "visibility" else None
         sdf = signed_distance(mesh, query / scale - offset, surface_points=outer, **options) * scale
         rows = np.column_stack([query, sdf]).astype(np.float32)
@@ -264,26 +412,42 @@ class ShapeWriter:
 
 
 def _process(task: tuple[ShapeWriter, bool]) -> tuple[ShapeSource, str, str]:
-    """Worker: (shape, "done" | "skipped" | "failed", reason)."""
+    """Worker: (shape, "done" | "skipped" | "failed" | DISK_FULL, reason)."""
     writer, overwrite = task
-    if writer.finished() and not overwrite:
+    if writer.shape.problem:
+        return writer.shape, "failed", writer.shape.problem
+    if not overwrite and writer.finished():
         return writer.shape, "skipped", ""
     try:
         writer.run()
     except ShapelabError as err:
         return writer.shape, "failed", str(err)
     except Exception as err:  # noqa: BLE001 - one broken mesh must not stop the dataset; it is reported
+        if is_disk_full(err):
+            return writer.shape, DISK_FULL, f"{writer.shape.synset}/{writer.shape.model_id}"
         return writer.shape, "failed", f"{writer.shape.path}: {type(err).__name__}: {err}"
     return writer.shape, "done", ""
+
+
+DISK_FULL = "disk full"
+
+
+def is_disk_full(err: BaseException) -> bool:
+    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full_error(out_root: Path, what: str) -> ShapelabError:
+    return ShapelabError(
+        f"{out_root}: disk full (no space left on device) while writing {what}; free space and re-run "
+        "preprocess.py (finished shapes are kept, unfinished ones are redone)"
+    )
 
 
 def assign_splits(ids: list[str], splits: list[float], rng: np.random.Generator) -> dict[str, list[str]]:
     """Shuffle sorted ``ids`` and cut them in proportion to ``splits`` (train, val, test); with counts that add
     up to ``len(ids)`` (e.g. 16/4/4 of 24) the cut is exact. Train takes the rounding remainder."""
     if len(splits) != 3 or min(splits) < 0 or sum(splits) <= 0:
-        raise ShapelabError(
-            f"preprocess.splits: {list(splits)} must be three non-negative numbers (train, val, test)"
-        )
+        raise ShapelabError(f"splits: {list(splits)} must be three non-negative numbers (train, val, test)")
     order = [ids[i] for i in rng.permutation(len(ids))]
     total = float(sum(splits))
     num_val, num_test = (round(len(ids) * part / total) for part in splits[1:])
@@ -295,25 +459,67 @@ def assign_splits(ids: list[str], splits: list[float], rng: np.random.Generator)
     }
 
 
-def write_splits(
-    out_root: Path, name: str, finished: list[ShapeSource], splits, seed: int, category_names
-) -> None:
-    """Per-synset OccNet .lst files, DeepSDF split JSONs and metadata.yaml for the finished shapes."""
+def split_shapes(shapes: list[ShapeSource], splits, seed: int) -> dict[str, dict[str, list[str]]]:
+    """``{split: {synset: [ids]}}`` over the usable shapes, per synset deterministic from ``seed``."""
     by_synset: dict[str, list[str]] = {}
-    for shape in finished:
-        by_synset.setdefault(shape.synset, []).append(shape.model_id)
+    for shape in shapes:
+        if not shape.problem:
+            by_synset.setdefault(shape.synset, []).append(shape.model_id)
     per_split: dict[str, dict[str, list[str]]] = {split: {} for split in SPLIT_NAMES}
     for synset, ids in sorted(by_synset.items()):
         rng = np.random.default_rng([seed, int(hashlib.md5(synset.encode()).hexdigest()[:8], 16)])
         for split, chosen in assign_splits(sorted(ids), list(splits), rng).items():
             per_split[split][synset] = chosen
-            occnet.write_split_lst(out_root / "occnet" / synset / f"{split}.lst", chosen)
+    return per_split
+
+
+def empty_split_warnings(per_split: dict[str, dict[str, list[str]]], splits) -> list[str]:
+    """One line per (category, split) asked for (share > 0) that holds no finished shape."""
+    warnings = []
+    for synset in sorted(per_split["train"]):
+        total = sum(len(per_split[split][synset]) for split in SPLIT_NAMES)
+        for split, share in zip(SPLIT_NAMES, splits):
+            if share > 0 and not per_split[split][synset]:
+                warnings.append(
+                    f"category {synset}: the {split} split is empty ({total} finished shapes, "
+                    f"splits={list(splits)}); add shapes or give counts per split, e.g. splits=[1,1,1]"
+                )
+    return warnings
+
+
+def write_splits(
+    out_root: Path, name: str, per_split: dict[str, dict[str, list[str]]], category_names
+) -> None:
+    """Per-synset OccNet .lst files, DeepSDF split JSONs and metadata.yaml for ``{split: {synset: [ids]}}``."""
     for split, content in per_split.items():
+        for synset, ids in content.items():
+            occnet.write_split_lst(out_root / "occnet" / synset / f"{split}.lst", ids)
         deepsdf.write_split(out_root / "deepsdf" / "splits" / f"{name}_{split}.json", name, content)
     names = {**SHAPENET_NAMES, **(category_names or {})}
     occnet.write_metadata(
-        out_root / "occnet" / "metadata.yaml", {s: names.get(s, s) for s in sorted(by_synset)}
+        out_root / "occnet" / "metadata.yaml", {s: names.get(s, s) for s in sorted(per_split["train"])}
     )
+
+
+def refuse_changed_options(writers: list[ShapeWriter]) -> None:
+    """ShapelabError naming the first shape whose outputs were built with other options."""
+    for writer in writers:
+        change = writer.changed_option()
+        if change:
+            raise ShapelabError(
+                f"{writer.record_file}: {change}; set overwrite=true to rebuild the shapes with the new "
+                "options, or choose another out_dir"
+            )
+
+
+def _results(tasks: list[tuple[ShapeWriter, bool]], workers: int, progress: bool):
+    """(shape, status, reason) per task as they finish; a pool of ``workers`` processes when > 1."""
+    bar = {"total": len(tasks), "desc": "preprocess", "disable": not progress}
+    if workers > 1 and len(tasks) > 1:
+        with multiprocessing.get_context("spawn").Pool(min(workers, len(tasks))) as pool:
+            yield from tqdm(pool.imap_unordered(_process, tasks), **bar)
+    else:
+        yield from (_process(task) for task in tqdm(tasks, **bar))
 
 
 def preprocess_dataset(
@@ -332,8 +538,8 @@ def preprocess_dataset(
     """Preprocess every mesh under ``input_dir`` into ``out_root`` (see module docstring); returns the summary.
 
     ``options`` override PAPER_OPTIONS (unknown keys raise ShapelabError). Splits are proportions or counts
-    (train, val, test) per category, deterministic from ``seed``; failed shapes are left out of them.
-    ``categories`` keeps only those synsets (folder names).
+    (train, val, test) per category, deterministic from ``seed`` and the meshes found; shapes that fail are
+    left out of them (the others keep their split). ``categories`` keeps only those synsets (folder names).
     """
     options = check_options(options)
     out_root, started = Path(out_root), time.perf_counter()
@@ -342,30 +548,35 @@ def preprocess_dataset(
         wanted = {str(synset) for synset in categories}
         shapes = [shape for shape in shapes if shape.synset in wanted]
         if not shapes:
-            raise ShapelabError(f"preprocess.categories: none of {sorted(wanted)} found under {input_dir}")
-    tasks = [(ShapeWriter(out_root, name, shape, options, seed), overwrite) for shape in shapes]
-    summary, finished = PreprocessSummary(), []
-    if workers > 1 and len(tasks) > 1:
-        with multiprocessing.get_context("spawn").Pool(min(workers, len(tasks))) as pool:
-            results = list(
-                tqdm(
-                    pool.imap_unordered(_process, tasks),
-                    total=len(tasks),
-                    desc="preprocess",
-                    disable=not progress,
-                )
-            )
-    else:
-        results = [_process(task) for task in tqdm(tasks, desc="preprocess", disable=not progress)]
-    for shape, status, reason in results:
+            raise ShapelabError(f"categories: none of {sorted(wanted)} found under {input_dir}")
+    per_split = split_shapes(shapes, splits, seed)
+    test_ids = {(synset, model_id) for synset, ids in per_split["test"].items() for model_id in ids}
+    writers = [
+        ShapeWriter(out_root, name, shape, options, seed, (shape.synset, shape.model_id) in test_ids)
+        for shape in shapes
+    ]
+    if not overwrite:
+        refuse_changed_options(writers)
+    summary, failed = PreprocessSummary(), set()
+    for shape, status, reason in _results([(writer, overwrite) for writer in writers], workers, progress):
+        if status == DISK_FULL:
+            raise disk_full_error(out_root, f"shape {reason}")
         if status == "failed":
             summary.failed.append(reason)
-            continue
-        finished.append(shape)
+            failed.add((shape.synset, shape.model_id))
         summary.processed += status == "done"
         summary.skipped += status == "skipped"
-    if finished:
-        write_splits(out_root, name, finished, splits, seed, category_names)
+    for content in per_split.values():
+        for synset, ids in content.items():
+            content[synset] = [model_id for model_id in ids if (synset, model_id) not in failed]
+    if summary.processed + summary.skipped:
+        try:
+            write_splits(out_root, name, per_split, category_names)
+        except OSError as err:
+            if is_disk_full(err):
+                raise disk_full_error(out_root, "the split files") from None
+            raise
+        summary.warnings = empty_split_warnings(per_split, splits)
     summary.failed.sort()
     summary.seconds = time.perf_counter() - started
     return summary

@@ -337,7 +337,7 @@ def ensure_synthetic_dataset(
     ShapelabError asks for another ``name`` (existing data is never overwritten). An interrupted build
     resumes where it stopped.
     """
-    from shapelab.datamodules.preprocessing import BUILTIN_OPTIONS, preprocess_dataset
+    from shapelab.datamodules.preprocessing import ADDED_OPTIONS, BUILTIN_OPTIONS, preprocess_dataset
 
     root = Path(data_dir) / name
     synsets = resolve_categories(categories)
@@ -352,6 +352,7 @@ def ensure_synthetic_dataset(
     marker = root / COMPLETE_MARKER
     if marker.is_file():
         built = json.loads(marker.read_text())
+        built["preprocess"] = {**ADDED_OPTIONS, **built.get("preprocess", {})}  # built before those options
         if built == params:
             return root
         raise ShapelabError(
@@ -378,5 +379,5 @@ def ensure_synthetic_dataset(
         raise ShapelabError(
             f"{root}: {len(summary.failed)} built-in shapes failed to preprocess ({summary.failed[0]})"
         )
-    marker.write_text(json.dumps(params, indent=2) + "\n")
+    atomic_write(marker, lambda tmp: tmp.write_text(json.dumps(params, indent=2) + "\n"))
     return root

@@ -7,6 +7,9 @@ import trimesh
 from shapelab.geometry.inside import outer_surface_mask
 
 DEEPSDF_VARIANCES = (0.005, 0.0005)  # near-surface perturbation variances (DeepSDF PreprocessMesh.cpp)
+# PreprocessMesh.cpp with -t (test shapes): variance 0.05, second variance variance / 100 (its 45/50 near-surface
+# ratio is set but unused: the sample count still uses 47/50)
+DEEPSDF_TEST_VARIANCES = (0.05, 0.0005)
 DEEPSDF_UNIFORM_FRACTION = 3 / 50  # share of samples uniform in [-1, 1]^3
 OCCNET_BOX_SIZE = 1.1  # unit cube + padding 0.1
 
@@ -41,13 +44,16 @@ def sample_outer_surface(
     return points[chosen], normals[chosen]
 
 
-def deepsdf_query_points(surface_points: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+def deepsdf_query_points(
+    surface_points: np.ndarray, count: int, rng: np.random.Generator, variances=DEEPSDF_VARIANCES
+) -> np.ndarray:
     """(count, 3) DeepSDF sample locations in the unit-sphere frame: 47/50 are surface points perturbed with
-    N(0, 0.005) and N(0, 0.0005) (variances; one of each per drawn surface point), 3/50 uniform in [-1, 1]^3."""
+    N(0, variances[0]) and N(0, variances[1]) (training: 0.005 and 0.0005; test shapes: DEEPSDF_TEST_VARIANCES;
+    one of each per drawn surface point), 3/50 uniform in [-1, 1]^3."""
     num_uniform = round(count * DEEPSDF_UNIFORM_FRACTION)
     num_near = count - num_uniform
     chosen = surface_points[rng.integers(0, len(surface_points), num_near)]
-    std = np.sqrt(np.where(np.arange(num_near) % 2 == 0, DEEPSDF_VARIANCES[0], DEEPSDF_VARIANCES[1]))
+    std = np.sqrt(np.where(np.arange(num_near) % 2 == 0, variances[0], variances[1]))
     near = chosen + rng.normal(size=(num_near, 3)) * std[:, None]
     return np.concatenate([near, rng.uniform(-1.0, 1.0, size=(num_uniform, 3))])
 

@@ -158,9 +158,9 @@ def test_find_meshes_layouts_and_splits(tmp_path):
 
 
 def test_bad_inputs_raise_one_clear_error(tmp_path, mesh_folder):
-    with pytest.raises(ShapelabError, match="preprocess.sdf_sample: unknown option"):
+    with pytest.raises(ShapelabError, match="options.sdf_sample: unknown option"):
         preprocess_dataset(mesh_folder, tmp_path / "o", name="x", workers=1, sdf_sample=5)
-    with pytest.raises(ShapelabError, match="preprocess.inside_method: unknown method 'parity'"):
+    with pytest.raises(ShapelabError, match="options.inside_method: unknown method 'parity'"):
         preprocess_dataset(mesh_folder, tmp_path / "o", name="x", workers=1, inside_method="parity")
     with pytest.raises(ShapelabError, match="no meshes found"):
         preprocess_dataset(tmp_path / "o", tmp_path / "o2", name="x") if (

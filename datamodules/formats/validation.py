@@ -44,7 +44,14 @@ def load_npz(path: str | Path, keys: tuple[str, ...] | None, fix: str = REPROCES
     except ShapelabError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        raise fail(path, f"not a readable npz file ({type(err).__name__}: {err})", fix) from None
+        raise fail(path, f"not a readable npz file ({_load_problem(err)})", fix) from None
+
+
+def _load_problem(err: Exception) -> str:
+    """What went wrong loading an npz, without numpy's advice to unpickle (never safe for a data file)."""
+    if isinstance(err, ValueError) and "pickle" in str(err):
+        return "unknown content or pickled objects, which are never loaded from a data file"
+    return f"{type(err).__name__}: {err}"
 
 
 def check_array(
@@ -80,15 +87,24 @@ def check_points(name: str, array, columns: int = 3) -> np.ndarray:
     return array
 
 
+def current_umask() -> int:
+    """The process umask (os offers no read-only query: set and restore it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Write via a temporary file in the same folder, then rename, so an interrupted run never leaves
-    a half-written file that looks finished (preprocessing is resumable by file existence)."""
+    a half-written file under the final name. The file gets the mode a plain ``open`` would give it
+    (0o666 minus the umask), not the 0600 of the temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -17,10 +17,18 @@ from shapelab.errors import ShapelabError
 os.environ.setdefault("SHAPELAB_ROOT", str(Path(__file__).resolve().parents[2]))
 
 
+REQUIRED = {"input_dir": "a folder of raw meshes", "name": "a dataset name"}
+
+
 def preprocess(cfg: DictConfig):
     """Run the preprocessing ``cfg`` describes; returns the PreprocessSummary."""
     from shapelab.datamodules.preprocessing import preprocess_dataset
 
+    for key, what in REQUIRED.items():
+        if OmegaConf.is_missing(cfg, key):
+            raise ShapelabError(
+                f"{key}: not set; give {what}, e.g. python preprocess.py input_dir=/data/ShapeNetCore.v2 name=ShapeNet"
+            )
     return preprocess_dataset(
         cfg.input_dir,
         cfg.out_dir,
@@ -31,6 +39,7 @@ def preprocess(cfg: DictConfig):
         workers=cfg.workers,
         overwrite=cfg.overwrite,
         progress=cfg.progress,
+        frame=cfg.frame,
         **OmegaConf.to_container(cfg.options, resolve=True),
     )
 
@@ -43,6 +52,10 @@ def main(cfg: DictConfig) -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     print(summary)
+    if summary.all_failed:
+        print(f"error: every shape failed ({len(summary.failed)}), nothing written; see the reasons above",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(1)
     print(f"output: {cfg.out_dir}")
 
 

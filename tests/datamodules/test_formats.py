@@ -117,6 +117,8 @@ def test_reads_real_occnet_files(shared_data):
 def _corrupt_cases(tmp_path):
     good = RNG.normal(size=(5, 4)).astype(np.float32)
     (tmp_path / "garbage.npz").write_bytes(b"this is not a zip file")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    (tmp_path / "objects.npy").rename(tmp_path / "objects.npz")
     np.savez(tmp_path / "no_neg.npz", pos=good)
     np.savez(tmp_path / "bad_shape.npz", pos=good[:, :3], neg=good)
     np.savez(tmp_path / "bad_dtype.npz", pos=good.astype(np.int32), neg=good)
@@ -126,7 +128,8 @@ def _corrupt_cases(tmp_path):
         archive.writestr("neg.npy", b"")
     return {
         "missing.npz": "file not found",
-        "garbage.npz": "not a readable npz",
+        "garbage.npz": "not a readable npz file .unknown content or pickled objects",
+        "objects.npz": "not a readable npz",
         "no_neg.npz": "missing key",
         "bad_shape.npz": "shape",
         "bad_dtype.npz": "dtype",
@@ -144,6 +147,7 @@ def test_bad_sdf_files_raise_one_clear_error(tmp_path):
             deepsdf.read_sdf_samples(tmp_path / name)
         message = str(info.value)
         assert name in message and "\n" not in message and "; " in message
+        assert "allow_pickle" not in message and "pickle.load" not in message  # never advise unpickling data
 
 
 def test_bad_occnet_files_raise_one_clear_error(tmp_path):

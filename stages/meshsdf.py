@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import trimesh
 from omegaconf import DictConfig, OmegaConf
+from shapelab.declarative.level_set import declarative_vertices
 from shapelab.geometry.extraction import extract_mesh
 from shapelab.geometry.inside import occupancy
 from shapelab.geometry.isosurface import SurfaceTracker, differentiable_vertices
@@ -45,6 +46,7 @@ from shapelab.evaluation.ground_truth import GroundTruthSource
 
 log = logging.getLogger("shapelab.meshsdf")
 TASKS = ("pointcloud", "silhouette")
+GRADIENTS = ("isosurface", "declarative")
 
 
 # -- checkpoint ---------------------------------------------------------------------------------------
@@ -163,10 +165,15 @@ def refine_latent(
     schedule: RefineSchedule,
     on_iteration: Callable[[int, trimesh.Trimesh, dict], None] | None = None,
     generator: torch.Generator | None = None,
+    gradient: str = "isosurface",
 ) -> tuple[torch.Tensor, list[dict]]:
     """Refine ``latent`` (L,) against ``targets`` (see `MeshSDFLoss.forward`); returns the refined code
     and one record of loss terms per iteration. Stops early when the surface vanishes (empty mesh).
-    ``on_iteration(i, mesh, record)`` sees the mesh the i-th step was computed on."""
+    ``on_iteration(i, mesh, record)`` sees the mesh the i-th step was computed on. ``gradient``:
+    "isosurface" (MeshSDF's dv/ds = −n, `geometry.isosurface`) or "declarative" (the same surface point as a
+    deep declarative node, `declarative.level_set`: −∇f/‖∇f‖², equal to −n where ‖∇f‖ = 1)."""
+    if gradient not in GRADIENTS:
+        raise ShapelabError(f"stage.gradient={gradient!r} unknown; use one of {GRADIENTS}")
     latent = latent.detach().clone().requires_grad_(True)
     groups = [{"params": [latent], "lr": schedule.lr}]
     decoder_params = list(decoder.parameters())
@@ -188,7 +195,12 @@ def refine_latent(
             if len(mesh.faces) == 0:
                 log.warning("meshsdf: the surface vanished at iteration %d; keeping the last code", iteration)
                 break
-            vertices = differentiable_vertices(field, torch.tensor(mesh.vertices, dtype=latent.dtype, device=latent.device))
+            vertices = torch.tensor(mesh.vertices, dtype=latent.dtype, device=latent.device)
+            if gradient == "declarative":
+                parameters = [latent, *decoder_params] if schedule.optimise_decoder else [latent]
+                vertices = declarative_vertices(field, vertices, parameters)
+            else:
+                vertices = differentiable_vertices(field, vertices)
             faces = torch.tensor(mesh.faces, device=latent.device)
             terms = loss(vertices, faces, latent, targets, generator)
             optimiser.zero_grad()
@@ -244,13 +256,17 @@ class MeshSDFStage(Stage):
 
     def __init__(self, checkpoint: str | None, loss: MeshSDFLoss, baseline: LatentFitSchedule, refine: RefineSchedule,
                  task: str = "silhouette", split: str = "test", max_shapes: int | None = 4, num_points: int = 2000,
-                 num_views: int = 8, image_size: int = 64, log_every: int = 5, seed: int = 0):
+                 num_views: int = 8, image_size: int = 64, log_every: int = 5, seed: int = 0,
+                 gradient: str = "isosurface"):
         if task not in TASKS:
             raise ShapelabError(f"stage.task: {task!r} unknown; use one of {TASKS}")
         self.checkpoint, self.loss, self.baseline, self.refine = checkpoint, loss, baseline, refine
         self.task, self.split, self.max_shapes = task, split, max_shapes
         self.num_points, self.num_views, self.image_size = num_points, num_views, image_size
         self.log_every, self.seed = log_every, seed
+        if gradient not in GRADIENTS:
+            raise ShapelabError(f"stage.gradient={gradient!r} unknown; use one of {GRADIENTS}")
+        self.gradient = gradient
 
     def run(self, run: StageRun) -> dict[str, float]:
         cfg, datamodule = run.cfg, run.datamodule
@@ -294,7 +310,8 @@ class MeshSDFStage(Stage):
                     writer.add_mesh(f"meshsdf/{target.name}/mesh", torch.tensor(mesh.vertices, dtype=torch.float32)[None],
                                     faces=torch.tensor(mesh.faces)[None], global_step=iteration)
 
-        latent, _ = refine_latent(decoder, latent, self.loss, targets, self.refine, on_iteration, generator)
+        latent, _ = refine_latent(decoder, latent, self.loss, targets, self.refine, on_iteration, generator,
+                                  self.gradient)
         after = latent_mesh(decoder, latent, self.refine.resolution)
         after.export(out_dir / "after.ply")
         row = {"shape": target.name}

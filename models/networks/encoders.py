@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from shapelab.declarative.robust_pooling import PENALTIES, robust_pool
 from torch import nn
 from torch.nn import functional as F
 
@@ -17,16 +18,25 @@ from shapelab.errors import ShapelabError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-POOLINGS = ("max", "mean")
+POOLINGS = ("max", "mean", *(f"robust_{penalty}" for penalty in PENALTIES if penalty != "quadratic"))
 
 
-def pool_points(x: torch.Tensor, pooling: str, dim: int = 1, keepdim: bool = False) -> torch.Tensor:
-    """Symmetric pooling over the point axis: ``"max"`` (PointNet) or ``"mean"``."""
+def check_pooling(pooling: str) -> None:
+    if pooling not in POOLINGS:
+        raise ShapelabError(f"model.encoder.pooling={pooling!r} is unknown; use one of {POOLINGS}")
+
+
+def pool_points(x: torch.Tensor, pooling: str, dim: int = 1, keepdim: bool = False, alpha: float = 1.0) -> torch.Tensor:
+    """Symmetric pooling over the point axis: ``"max"`` (PointNet), ``"mean"``, or ``"robust_<penalty>"``
+    (a deep declarative node, Gould et al. 2020 Sec. 5.1: the robust average under the penalty with scale
+    ``alpha``, in feature units; `shapelab.declarative.robust_pooling`)."""
+    check_pooling(pooling)
     if pooling == "max":
         return x.max(dim=dim, keepdim=keepdim).values
     if pooling == "mean":
         return x.mean(dim=dim, keepdim=keepdim)
-    raise ShapelabError(f"model.encoder.pooling={pooling!r} is unknown; use one of {POOLINGS}")
+    pooled = robust_pool(x, dim, pooling.removeprefix("robust_"), alpha)
+    return pooled.unsqueeze(dim) if keepdim else pooled
 
 
 class ResnetBlockFC(nn.Module):
@@ -113,16 +123,17 @@ class ConvImageEncoder(nn.Module):
 
 class ResnetPointNetEncoder(nn.Module):
     """ResNet-style PointNet (OccNet ``ResnetPointnet``): five residual FC blocks; after each of
-    the first four, the pooled feature is concatenated back to every point.
+    the first four, the pooled feature is concatenated back to every point. ``pooling`` is one of
+    `POOLINGS`; ``pooling_alpha`` is the robust penalties' scale.
 
     Args: points (B, N, 3). Returns: (B, c_dim).
     """
 
-    def __init__(self, c_dim: int, dim: int = 3, hidden_dim: int = 128, pooling: str = "max"):
+    def __init__(self, c_dim: int, dim: int = 3, hidden_dim: int = 128, pooling: str = "max",
+                 pooling_alpha: float = 1.0):
         super().__init__()
-        if pooling not in POOLINGS:
-            raise ShapelabError(f"model.encoder.pooling={pooling!r} is unknown; use one of {POOLINGS}")
-        self.pooling = pooling
+        check_pooling(pooling)
+        self.pooling, self.pooling_alpha = pooling, pooling_alpha
         self.fc_pos = nn.Linear(dim, 2 * hidden_dim)
         self.blocks = nn.ModuleList(ResnetBlockFC(2 * hidden_dim, hidden_dim) for _ in range(5))
         self.fc_c = nn.Linear(hidden_dim, c_dim)
@@ -130,9 +141,9 @@ class ResnetPointNetEncoder(nn.Module):
     def forward(self, points: torch.Tensor) -> torch.Tensor:
         net = self.blocks[0](self.fc_pos(points))
         for block in self.blocks[1:]:
-            pooled = pool_points(net, self.pooling, keepdim=True).expand_as(net)
+            pooled = pool_points(net, self.pooling, keepdim=True, alpha=self.pooling_alpha).expand_as(net)
             net = block(torch.cat([net, pooled], dim=2))
-        return self.fc_c(F.relu(pool_points(net, self.pooling)))
+        return self.fc_c(F.relu(pool_points(net, self.pooling, alpha=self.pooling_alpha)))
 
 
 class VoxelEncoder(nn.Module):
@@ -174,9 +185,11 @@ class LatentEncoder(nn.Module):
     Returns: (mean, logstd), each (B, z_dim).
     """
 
-    def __init__(self, z_dim: int, c_dim: int = 0, dim: int = 3, hidden_dim: int = 128, pooling: str = "max"):
+    def __init__(self, z_dim: int, c_dim: int = 0, dim: int = 3, hidden_dim: int = 128, pooling: str = "max",
+                 pooling_alpha: float = 1.0):
         super().__init__()
-        self.pooling = pooling
+        check_pooling(pooling)
+        self.pooling, self.pooling_alpha = pooling, pooling_alpha
         self.fc_pos = nn.Linear(dim, hidden_dim)
         self.fc_occ = nn.Linear(1, hidden_dim)
         self.fc_c = nn.Linear(c_dim, hidden_dim) if c_dim > 0 else None
@@ -192,7 +205,7 @@ class LatentEncoder(nn.Module):
             net = net + self.fc_c(c).unsqueeze(1)
         net = self.fc_0(F.relu(net))
         for fc in (self.fc_1, self.fc_2):
-            pooled = pool_points(net, self.pooling, keepdim=True).expand_as(net)
+            pooled = pool_points(net, self.pooling, keepdim=True, alpha=self.pooling_alpha).expand_as(net)
             net = fc(F.relu(torch.cat([net, pooled], dim=2)))
-        net = F.relu(pool_points(net, self.pooling))
+        net = F.relu(pool_points(net, self.pooling, alpha=self.pooling_alpha))
         return self.fc_mean(net), self.fc_logstd(net)

@@ -54,7 +54,7 @@ def test_resnet18_bad_weights_files_raise_one_clear_error(tmp_path):
         ResNet18Encoder(c_dim=8, weights_path=str(other))
 
 
-@pytest.mark.parametrize("pooling", ["max", "mean"])
+@pytest.mark.parametrize("pooling", ["max", "mean", "robust_pseudo_huber", "robust_welsch"])
 def test_pointnet_is_invariant_to_point_order(pooling):
     torch.manual_seed(0)
     encoder = ResnetPointNetEncoder(c_dim=12, hidden_dim=16, pooling=pooling)
@@ -94,3 +94,24 @@ def test_latent_encoder_is_order_invariant_and_sees_occupancies():
     perm = torch.randperm(40)
     torch.testing.assert_close(mean, encoder(points[:, perm], occ[:, perm], c)[0])
     assert not torch.allclose(mean, encoder(points, 1 - occ, c)[0])
+
+
+def test_robust_pooling_codes_move_less_than_max_pooling_under_outliers():
+    """Replacing 10 % of the points by far outliers: the robust encoder's code changes less than max pooling's."""
+    torch.manual_seed(0)
+    points = torch.rand(2, 200, 3) - 0.5
+    corrupted = points.clone()
+    corrupted[:, :20] = 4.0 * (torch.rand(2, 20, 3) - 0.5)
+    changes = {}
+    for pooling in ("max", "robust_welsch"):
+        torch.manual_seed(1)
+        encoder = ResnetPointNetEncoder(c_dim=16, hidden_dim=32, pooling=pooling, pooling_alpha=0.5)
+        clean, noisy = encoder(points), encoder(corrupted)
+        changes[pooling] = float((noisy - clean).detach().norm() / clean.detach().norm())
+    assert changes["robust_welsch"] < 0.5 * changes["max"], changes
+
+
+def test_robust_pooling_trains_through_the_encoder():
+    encoder = ResnetPointNetEncoder(c_dim=4, hidden_dim=8, pooling="robust_huber")
+    encoder(torch.rand(2, 30, 3)).square().sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in encoder.parameters())

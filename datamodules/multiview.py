@@ -4,7 +4,8 @@ OccNet layout: ``img_choy2016/NNN.jpg`` + ``cameras.npz`` (+ ``mask/NNN.png`` wh
 Batch (DEVELOPING.md "Batches"), V = ``num_views``, H = W = ``mask_size``:
 - ``image`` (B, 3, Hi, Wi) float in [0, 1]: the input view (random in training, view 0 in val/test).
 - ``masks`` (B, V, H, W) float {0, 1}: silhouettes of V distinct views, the input view first; from
-  ``mask/NNN.png`` or, without that folder, every pixel that is not white background in the rendering.
+  ``mask/NNN.png`` or, without that folder, every pixel that is not white background connected to the
+  image border (``white_background_mask``: white object parts inside the outline stay in the mask).
 - ``dist`` (B, V, H, W) float32: Euclidean distance (pixels) from each background pixel to the nearest
   mask pixel, 0 on the mask (``scipy.ndimage.distance_transform_edt``), for CAPNet's affinity loss and DRWR.
 - ``K`` (B, V, 3, 3) pixel intrinsics of the H x W mask grid; ``Rt`` (B, V, 3, 4) OpenCV world -> camera
@@ -134,7 +135,7 @@ class MultiViewDataModule(OccnetLayoutDataModule):
         num_views: V views per sample (CAPNet: 4).
         image_size: side of the input image (None keeps the rendering's size).
         mask_size: side of masks/dist; K is scaled to it (CAPNet projects on a 64 x 64 grid).
-        white_threshold: derived masks: a pixel is background when all channels are >= this.
+        white_threshold: derived masks: background = pixels with all channels >= this, connected to the border.
         surface_points / gt_points: pointcloud.npz subset and its FPS reduction (CAPNet eval: 16384 -> 1024).
     """
 

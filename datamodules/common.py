@@ -1,5 +1,5 @@
 """Pieces shared by the shapelab DataModules: base DataModule, per-item seeding, OccNet layout listing,
-image/mask loading, up-front file validation and farthest point sampling.
+image/mask loading and up-front file validation.
 
 Randomness: every item draws from its own ``numpy.random.Generator``. In training the seed of each item
 comes from ``SeededSampler`` (a function of the DataModule seed, the epoch and the position in the epoch),
@@ -371,27 +371,3 @@ def resize_mask(mask: np.ndarray, size: int | None) -> np.ndarray:
         return mask
     resized = Image.fromarray(mask.astype(np.float32)).resize((size, size), Image.Resampling.BILINEAR)
     return np.asarray(resized) >= 0.5
-
-
-def farthest_point_sampling(points: np.ndarray, count: int, start: int = 0) -> np.ndarray:
-    """Indices (count,) of a farthest point sampling of ``points`` (N, 3), starting at ``start``.
-
-    Each step takes the point farthest (Euclidean) from those already chosen; O(N·count) time, vectorised
-    over N on per-axis float32 arrays with in-place updates (16,384 -> 1,024 points in ~0.06 s). If
-    count >= N every index is returned in FPS order.
-    """
-    count = min(count, len(points))
-    axes = np.ascontiguousarray(np.asarray(points, dtype=np.float32).T)
-    chosen = np.empty(count, dtype=np.int64)
-    chosen[0] = start
-    nearest = np.full(len(points), np.inf, dtype=np.float32)
-    squared, term = np.empty_like(nearest), np.empty_like(nearest)
-    for step in range(1, count):
-        squared.fill(0.0)
-        for axis in axes:
-            np.subtract(axis, axis[chosen[step - 1]], out=term)
-            term *= term
-            squared += term
-        np.minimum(nearest, squared, out=nearest)
-        chosen[step] = nearest.argmax()
-    return chosen

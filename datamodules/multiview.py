@@ -10,8 +10,11 @@ Batch (DEVELOPING.md "Batches"), V = ``num_views``, H = W = ``mask_size``:
   mask pixel, 0 on the mask (``scipy.ndimage.distance_transform_edt``), for CAPNet's affinity loss and DRWR.
 - ``K`` (B, V, 3, 3) pixel intrinsics of the H x W mask grid; ``Rt`` (B, V, 3, 4) OpenCV world -> camera
   where "world" is the occnet frame of ``points_gt`` (cameras.npz extrinsics re-expressed with loc/scale).
-- ``points_gt`` (B, P, 3) float32, occnet frame: ``surface_points`` (16,384) points of pointcloud.npz reduced
-  to P = ``gt_points`` (1024) by farthest point sampling, as CAPNet's evaluation; fixed per shape.
+- ``points_gt`` (B, P, 3) float32, occnet frame: the first ``surface_points`` (16,384) points of pointcloud.npz
+  reduced to P = ``gt_points`` (1024) by farthest point sampling, as CAPNet's evaluation; the same points as
+  test scoring (geometry/farthest_points.py ``capnet_reference_points``).
+- ``images`` (B, Vi, 3, Hi, Wi), val/test only: the first Vi = ``eval_input_views`` views (all when None) as
+  inputs; evaluation predicts from each and averages (CAPNet: every view; DRWR: best and mean over views).
 """
 from __future__ import annotations
 
@@ -23,7 +26,6 @@ from scipy.ndimage import distance_transform_edt
 from shapelab.datamodules.common import (
     OccnetLayoutDataModule,
     OccnetLayoutDataset,
-    farthest_point_sampling,
     image_tensor,
     list_views,
     open_image,
@@ -31,6 +33,7 @@ from shapelab.datamodules.common import (
     white_background_mask,
 )
 from shapelab.datamodules.formats.occnet import read_cameras, read_pointcloud
+from shapelab.geometry.farthest_points import capnet_reference_points
 from shapelab.renderers.cameras import extrinsics_for_normalized_frame
 
 from shapelab.errors import ShapelabError
@@ -57,8 +60,10 @@ class MultiViewDataset(OccnetLayoutDataset):
         white_threshold: int,
         surface_points: int,
         gt_points: int,
+        eval_input_views: int | None = None,
     ):
         super().__init__(*layout)
+        self.eval_input_views = eval_input_views
         self.num_views, self.image_size, self.mask_size = num_views, image_size, mask_size
         self.white_threshold, self.surface_points, self.gt_points = white_threshold, surface_points, gt_points
         self._surfaces: dict[int, tuple[torch.Tensor, np.ndarray, float]] = {}
@@ -76,7 +81,7 @@ class MultiViewDataset(OccnetLayoutDataset):
         pixel_scale = np.diag([self.mask_size / input_view.width, self.mask_size / input_view.height, 1.0])
         K = np.stack([pixel_scale @ cameras[v][0] for v in chosen])
         Rt = np.stack([extrinsics_for_normalized_frame(cameras[v][1], loc, scale) for v in chosen])
-        return {
+        item = {
             "image": image_tensor(input_view, self.image_size),
             "masks": torch.from_numpy(masks.astype(np.float32)),
             "dist": torch.from_numpy(np.stack([background_distance(m) for m in masks])),
@@ -84,6 +89,10 @@ class MultiViewDataset(OccnetLayoutDataset):
             "Rt": torch.from_numpy(Rt.astype(np.float32)),
             "points_gt": points_gt,
         }
+        if not self.train:
+            item["images"] = torch.stack([image_tensor(open_image(view, "RGB"), self.image_size)
+                                          for view in views[:self.eval_input_views]])
+        return item
 
     def load_mask(self, view: Path) -> np.ndarray:
         """(mask_size, mask_size) bool silhouette of one view (mask/NNN.png, else the non-white pixels)."""
@@ -99,10 +108,7 @@ class MultiViewDataset(OccnetLayoutDataset):
         and the occnet frame. Read once per worker, then cached (FPS costs ~0.06 s per shape)."""
         if index not in self._surfaces:
             cloud = read_pointcloud(self.shape_dir(index) / "pointcloud.npz")
-            surface = cloud["points"]
-            rng = np.random.default_rng([self.seed, index])
-            subset = surface[rng.choice(len(surface), min(self.surface_points, len(surface)), replace=False)]
-            points_gt = torch.from_numpy(subset[farthest_point_sampling(subset, self.gt_points)])
+            points_gt = torch.from_numpy(capnet_reference_points(cloud["points"], self.gt_points, self.surface_points))
             self._surfaces[index] = (points_gt, cloud["loc"], cloud["scale"])
         return self._surfaces[index]
 
@@ -137,6 +143,7 @@ class MultiViewDataModule(OccnetLayoutDataModule):
         mask_size: side of masks/dist; K is scaled to it (CAPNet projects on a 64 x 64 grid).
         white_threshold: derived masks: background = pixels with all channels >= this, connected to the border.
         surface_points / gt_points: pointcloud.npz subset and its FPS reduction (CAPNet eval: 16384 -> 1024).
+        eval_input_views: input views predicted from in val/test (batch key ``images``); None: all of them.
     """
 
     dataset_class = MultiViewDataset
@@ -150,6 +157,7 @@ class MultiViewDataModule(OccnetLayoutDataModule):
         white_threshold: int = 240,
         surface_points: int = 16384,
         gt_points: int = 1024,
+        eval_input_views: int | None = None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -157,7 +165,8 @@ class MultiViewDataModule(OccnetLayoutDataModule):
             raise ShapelabError(f"data.num_views={num_views}: need at least 1 view; fix the data config")
         self.num_views = num_views
         self.options = {"num_views": num_views, "image_size": image_size, "mask_size": mask_size,
-                        "white_threshold": white_threshold, "surface_points": surface_points, "gt_points": gt_points}
+                        "white_threshold": white_threshold, "surface_points": surface_points, "gt_points": gt_points,
+                        "eval_input_views": eval_input_views}
 
     def dataset_options(self, train: bool) -> dict:
         return self.options

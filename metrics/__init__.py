@@ -8,6 +8,7 @@ from shapelab.metrics.chamfer import (
     chamfer_capnet,
     chamfer_deepsdf,
     chamfer_distance,
+    chamfer_drwr,
     chamfer_occnet,
     normalise_capnet,
 )
@@ -19,7 +20,7 @@ from shapelab.metrics.normal_consistency import normal_consistency
 
 __all__ = [
     "BatchMean", "ChamferDistance", "FScore", "OccupancyIoU", "PointMatches", "chamfer_capnet",
-    "chamfer_deepsdf", "chamfer_distance", "chamfer_occnet", "earth_movers_distance", "emd_capnet",
+    "chamfer_deepsdf", "chamfer_distance", "chamfer_drwr", "chamfer_occnet", "earth_movers_distance", "emd_capnet",
     "fscore", "fscore_torch", "match_points", "mesh_iou", "nearest_neighbours", "normal_consistency",
     "normalise_capnet", "occupancy_iou",
 ]

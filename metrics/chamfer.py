@@ -10,6 +10,7 @@ name                   definition (d = Euclidean nearest-neighbour distance)    
 ``chamfer_l2_occnet``  0.5 * (mean_pred d^2(pred->gt) + mean_gt d^2(gt->pred))       occnet
 ``chamfer_deepsdf``    mean_gt d^2(gt->pred) + mean_pred d^2(pred->gt)               original, x1e3
 ``chamfer_capnet``     mean d^2 both ways, summed, after :func:`normalise_capnet`     per-cloud cube
+``chamfer_drwr``       mean_pred d(pred->gt) + mean_gt d(gt->pred), unsquared        occnet, x100
 =====================  ===========================================================  ===============
 
 Empty predictions get the OccNet penalty (Mescheder et al. 2019, eval code): each one-way term is
@@ -153,3 +154,18 @@ def chamfer_capnet(pred: np.ndarray, gt: np.ndarray) -> float:
     if len(pred) == 0:
         return 2 * EMPTY_DISTANCE**2
     return chamfer_deepsdf(normalise_capnet(pred), normalise_capnet(gt))
+
+
+def chamfer_drwr(pred: np.ndarray, gt: np.ndarray) -> float:
+    """DRWR's Chamfer distance (Han et al. 2020, Sec. 4; eval code ``eval_chamfer_distance.py``, from DPC).
+
+    ``mean d(pred -> gt) + mean d(gt -> pred)``, unsquared, against the dense ground truth, with no per-cloud
+    normalisation (both clouds in the same frame). DRWR reports 100x the mean over shapes of the best input
+    view's value (evaluation column ``chamfer_drwr_best``; ``chamfer_drwr`` averages the views as DPC).
+
+    Args: pred (N,3), gt (M,3) in one frame. Returns: the distance in that frame's units. Empty: 2·sqrt(3).
+    """
+    if len(pred) == 0:
+        return 2 * EMPTY_DISTANCE
+    matches = match_points(pred, gt)
+    return float(matches.pred_to_gt.mean() + matches.gt_to_pred.mean())

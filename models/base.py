@@ -15,11 +15,14 @@ class Reconstruction:
 
     ``frame`` names the coordinate frame of the geometry: "deepsdf" (unit sphere), "occnet"
     (unit cube) or "original" (raw mesh units); see DEVELOPING.md.
+    ``views``: point models predicting from several input views of the shape give every view's cloud
+    (Vi, N, 3) here, ``points`` being the first; point-cloud metrics then average (or take the best) over them.
     """
 
     frame: str
     mesh: trimesh.Trimesh | None = None
     points: np.ndarray | None = None
+    views: np.ndarray | None = None
 
     def __post_init__(self):
         if self.frame not in FRAMES:

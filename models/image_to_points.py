@@ -51,6 +51,12 @@ class ImageToPoints(ShapeModel):
         """(B, 3, H, W) in [0, 1] -> (B, N, 3) points in the occnet frame."""
         return self.decoder(self.encoder(image))
 
+    def predict_views(self, batch: dict) -> torch.Tensor:
+        """(B, Vi, N, 3): a cloud from each input view of ``images`` (val/test batches), else from ``image`` (Vi = 1)."""
+        images = batch["images"] if "images" in batch else batch["image"][:, None]
+        points = self(images.flatten(0, 1))
+        return points.view(*images.shape[:2], *points.shape[1:])
+
     def supervision(self, points: torch.Tensor, batch: dict) -> dict[str, torch.Tensor]:
         rendered = None
         if self.renderer is not None:
@@ -69,16 +75,19 @@ class ImageToPoints(ShapeModel):
         batch_size = points.shape[0]
         for name, value in self.supervision(points, batch).items():
             self.log(f"val/{name}", value, sync_dist=True, batch_size=batch_size)
-        pred, gt = points.detach().cpu().numpy(), batch["points_gt"].detach().cpu().numpy()
-        chamfer = np.mean([chamfer_capnet(p, g) for p, g in zip(pred, gt)])
+        with torch.no_grad():
+            views = self.predict_views(batch).cpu().numpy()
+        gt = batch["points_gt"].detach().cpu().numpy()
+        # as test scoring (chamfer_capnet): each input view's cloud against the fixed FPS points, averaged over views
+        chamfer = np.mean([np.mean([chamfer_capnet(p, g) for p in shape_views]) for shape_views, g in zip(views, gt)])
         self.log("val/chamfer_capnet", float(chamfer), sync_dist=True, batch_size=batch_size)
         if batch_idx == 0 and self.log_images and self.loggers:
             self.log_picture(batch, points)
 
     def reconstruct(self, batch: dict) -> list[Reconstruction]:
         with torch.no_grad():
-            points = self(batch["image"].to(self.device)).cpu().numpy()
-        return [Reconstruction(frame="occnet", points=p) for p in points]
+            views = self.predict_views(batch).cpu().numpy()
+        return [Reconstruction(frame="occnet", points=v[0], views=v) for v in views]
 
     def configure_optimizers(self):
         if self.optimizer_factory is None:

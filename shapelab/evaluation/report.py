@@ -28,6 +28,7 @@ PREVIEW_POINTS = 2048
 TABLE_COLUMNS = {
     "chamfer_l1_occnet": "CD-L1 occnet", "normal_consistency": "NC", "iou": "IoU", "fscore_1pct": "F@1%",
     "chamfer_deepsdf": "CD deepsdf", "chamfer_capnet": "CD capnet", "emd_capnet": "EMD capnet",
+    "chamfer_drwr_best": "CD drwr",
 }
 """Columns of the console/markdown table and their short console labels (the CSV and JSON have all)."""
 

@@ -11,7 +11,8 @@ import trimesh
 
 from shapelab.errors import ShapelabError
 from shapelab.evaluation.ground_truth import MissingGroundTruth, ShapeGroundTruth
-from shapelab.metrics.chamfer import chamfer_capnet, chamfer_deepsdf, chamfer_occnet
+from shapelab.geometry.farthest_points import capnet_reference_points
+from shapelab.metrics.chamfer import chamfer_capnet, chamfer_deepsdf, chamfer_drwr, chamfer_occnet
 from shapelab.metrics.emd import emd_capnet
 from shapelab.metrics.fscore import fscore
 from shapelab.metrics.iou import mesh_iou
@@ -38,8 +39,13 @@ METRICS: dict[str, MetricInfo] = {
     "normal_consistency": MetricInfo("occnet", 1, True, "0.5*(mean |n.n'| both ways), meshes only"),
     "iou": MetricInfo("occnet", 1, True, "volumetric IoU on points.npz, meshes only"),
     "chamfer_deepsdf": MetricInfo("original", 1e3, False, "mean d^2 both ways summed, 30k vs 30k points"),
-    "chamfer_capnet": MetricInfo("capnet", 1, False, "mean d^2 both ways summed, 1024 points, bbox-cube normalised"),
-    "emd_capnet": MetricInfo("capnet", 1, False, "mean squared matched distance, 1024 points, bbox-cube normalised"),
+    "chamfer_capnet": MetricInfo("capnet", 1, False, "mean d^2 both ways summed, 1024 vs 1024 FPS GT points, "
+                                 "bbox-cube normalised, mean over input views"),
+    "emd_capnet": MetricInfo("capnet", 1, False, "mean squared matched distance, 1024 vs 1024 FPS GT points, "
+                             "bbox-cube normalised, mean over input views"),
+    "chamfer_drwr": MetricInfo("occnet", 100, False, "mean d both ways summed, unsquared, vs the dense GT, "
+                               "no normalisation, mean over input views"),
+    "chamfer_drwr_best": MetricInfo("occnet", 100, False, "chamfer_drwr of the best input view (DRWR's tables)"),
 }
 
 
@@ -151,18 +157,39 @@ def _deepsdf(recon, truth, settings) -> dict[str, float]:
     return {"chamfer_deepsdf": chamfer_deepsdf(points, truth.surface)}
 
 
+def _view_clouds(recon: Reconstruction, count: int, seed: int) -> list[np.ndarray]:
+    """The prediction of each input view (``recon.views``; finite points only), or the one prediction's samples."""
+    if recon.views is None:
+        return [prediction_samples(recon, count, seed)[0]]
+    return [cloud[np.isfinite(cloud).all(axis=1)] for cloud in np.asarray(recon.views, dtype=np.float64)]
+
+
 def _capnet(recon, truth, settings) -> dict[str, float]:
-    # each cloud is normalised on its own, so the ground truth's frame does not matter
+    # each cloud is normalised on its own, so the ground truth's frame does not matter; the ground truth is the
+    # same FPS reduction as the multi-view datamodule's points_gt (validation), CAPNet's evaluation
     gt = truth.pointcloud["points"] if truth.pointcloud is not None else truth.surface
     if gt is None:
         raise MissingGroundTruth("no occnet pointcloud.npz or DeepSDF SurfaceSamples")
+    gt = capnet_reference_points(gt, settings.capnet_points)
     rng = np.random.default_rng(settings.seed)
-    points, _ = prediction_samples(recon, settings.capnet_points, settings.seed)
-    pred, gt = _choose(points, settings.capnet_points, rng), _choose(gt, settings.capnet_points, rng)
-    return {"chamfer_capnet": chamfer_capnet(pred, gt), "emd_capnet": emd_capnet(pred, gt)}
+    scores = []
+    for points in _view_clouds(recon, settings.capnet_points, settings.seed):
+        pred = _choose(points, settings.capnet_points, rng)
+        scores.append((chamfer_capnet(pred, gt), emd_capnet(pred, gt)))
+    chamfer, emd = np.mean(scores, axis=0)
+    return {"chamfer_capnet": float(chamfer), "emd_capnet": float(emd)}
 
 
-METRIC_GROUPS = {"occnet_surface": _occnet_surface, "iou": _iou, "deepsdf": _deepsdf, "capnet": _capnet}
+def _drwr(recon, truth, settings) -> dict[str, float]:
+    if truth.pointcloud is None:
+        raise MissingGroundTruth("no occnet pointcloud.npz")
+    gt = truth.pointcloud["points"]
+    values = [chamfer_drwr(truth.convert(points, recon.frame, "occnet") if len(points) else points, gt)
+              for points in _view_clouds(recon, settings.capnet_points, settings.seed)]
+    return {"chamfer_drwr": float(np.mean(values)), "chamfer_drwr_best": float(np.min(values))}
+
+
+METRIC_GROUPS = {"occnet_surface": _occnet_surface, "iou": _iou, "deepsdf": _deepsdf, "capnet": _capnet, "drwr": _drwr}
 """Groups of metrics computed together; each needs its own ground truth."""
 
 

@@ -9,9 +9,10 @@ import pytest
 import torch
 from PIL import Image
 from scipy import ndimage
-from shapelab.datamodules.common import farthest_point_sampling, white_background_mask
+from shapelab.datamodules.common import white_background_mask
 from shapelab.datamodules.formats.occnet import read_cameras, read_pointcloud
 from shapelab.datamodules.multiview import MultiViewDataModule, background_distance
+from shapelab.geometry.farthest_points import capnet_reference_points, farthest_point_sampling
 from shapelab.renderers.cameras import project
 
 from shapelab.errors import ShapelabError
@@ -44,6 +45,15 @@ def test_batch_keys_shapes_dtypes(occnet_data):
         assert batch[key].shape == shape and batch[key].dtype == torch.float32, key
     assert set(batch["masks"].unique().tolist()) == {0.0, 1.0}
     assert 0.0 <= batch["image"].min() and batch["image"].max() <= 1.0
+    # val/test: every input view (eval_input_views None), view 0 first and equal to the input image
+    datamodule = make(occnet_data, image_size=32, mask_size=16, eval_input_views=None)
+    datamodule.setup("validate")
+    batch = next(iter(datamodule.val_dataloader()))
+    assert batch["images"].shape[1:] == (NUM_VIEWS, 3, 32, 32)
+    assert torch.equal(batch["images"][:, 0], batch["image"])
+    limited = make(occnet_data, image_size=32, mask_size=16, eval_input_views=2)
+    limited.setup("validate")
+    assert next(iter(limited.val_dataloader()))["images"].shape[1] == 2
 
 
 def test_masks_from_white_background_and_views_distinct_input_first(occnet_data):
@@ -106,6 +116,7 @@ def test_points_gt_is_fixed_fps_of_the_surface(occnet_data):
     with np.load(view_dir(occnet_data, "m1").parent / "pointcloud.npz") as data:
         surface = data["points"].astype(np.float32)
     assert torch.isin(first[:, 0], torch.from_numpy(surface[:, 0])).all()  # occnet frame: file points
+    assert torch.equal(first, torch.from_numpy(capnet_reference_points(surface, 64, 512)))  # as test scoring
     spread = torch.cdist(first, first).fill_diagonal_(np.inf).min()
     random_subset = torch.from_numpy(surface[:64])
     assert spread > torch.cdist(random_subset, random_subset).fill_diagonal_(np.inf).min()

@@ -9,6 +9,7 @@ from shapelab.metrics.chamfer import (
     chamfer_capnet,
     chamfer_deepsdf,
     chamfer_distance,
+    chamfer_drwr,
     chamfer_occnet,
     normalise_capnet,
 )
@@ -79,6 +80,14 @@ def test_occnet_and_deepsdf_chamfer_match_brute_force(clouds):
     assert occnet["chamfer_l1_occnet"] == pytest.approx(0.5 * (acc.mean() + comp.mean()))
     assert occnet["chamfer_l2_occnet"] == pytest.approx(0.5 * ((acc**2).mean() + (comp**2).mean()))
     assert chamfer_deepsdf(pred, gt) == pytest.approx((acc**2).mean() + (comp**2).mean())
+
+
+def test_drwr_chamfer_is_unsquared_unnormalised_and_matches_brute_force(clouds):
+    pred, gt = clouds
+    expected = brute_nearest(pred, gt).mean() + brute_nearest(gt, pred).mean()  # DPC/DRWR eval: sum of the two means
+    assert chamfer_drwr(pred, gt) == pytest.approx(expected, rel=1e-12)
+    assert chamfer_drwr(2.0 * pred, 2.0 * gt) == pytest.approx(2.0 * expected, rel=1e-12)  # linear in scale: no normalising
+    assert chamfer_drwr(np.zeros((0, 3)), gt) == pytest.approx(2 * math.sqrt(3))
 
 
 def test_scaled_sphere_has_known_chamfer():

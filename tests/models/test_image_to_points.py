@@ -167,3 +167,35 @@ def test_experiment_smoke(experiment, category, evaluate, tiny_synthetic, compos
     assert metrics["train/loss"] > 0 and np.isfinite(metrics["val/chamfer_capnet"])
     if evaluate:
         assert np.isfinite(metrics["eval/test/chamfer_capnet"]) and np.isfinite(metrics["eval/test/emd_capnet"])
+
+
+def test_validation_and_test_scoring_agree_on_the_same_shapes(tiny_synthetic, compose_cfg, tmp_path):
+    """val/chamfer_capnet (training) equals the evaluation pipeline's chamfer_capnet on the same split: both use
+    the FPS ground-truth points and average the clouds predicted from every input view."""
+    import hydra
+
+    from shapelab.evaluation import evaluate_model
+    from tests.conftest import compose_run_cfg, tiny_synthetic_overrides
+
+    cfg = compose_run_cfg(compose_cfg, [
+        "experiment=capnet", *tiny_synthetic_overrides(tiny_synthetic), "data.eval_batch_size=4",
+        "data.gt_points=256", "model.decoder.num_points=256", "data.eval_input_views=3",
+        "evaluate.split=val", "evaluate.groups=[capnet,drwr]", "evaluate.capnet_points=256",
+        "evaluate.contact_sheet_shapes=0",
+    ], tmp_path / "run")
+    torch.manual_seed(0)
+    datamodule, model = hydra.utils.instantiate(cfg.data), hydra.utils.instantiate(cfg.model)
+    datamodule.setup("validate")
+    model.log_images = False
+    logged = []
+    model.log = lambda name, value, **kwargs: logged.append((name, value, kwargs["batch_size"]))
+    batches = list(datamodule.val_dataloader())
+    assert batches[0]["images"].shape[1] == 3 and torch.equal(batches[0]["images"][:, 0], batches[0]["image"])
+    for index, batch in enumerate(batches):
+        model.validation_step(batch, index)
+    values = [(value, size) for name, value, size in logged if name == "val/chamfer_capnet"]
+    validation = sum(value * size for value, size in values) / sum(size for _, size in values)
+    # one val shape per category in the tiny set: the class mean of evaluation is the shape mean
+    scores = evaluate_model(model, datamodule, cfg.evaluate, tmp_path / "eval")
+    assert scores["eval/val/chamfer_capnet"] == pytest.approx(validation, rel=1e-5)
+    assert scores["eval/val/chamfer_drwr_best"] <= scores["eval/val/chamfer_drwr"]

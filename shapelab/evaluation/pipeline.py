@@ -24,9 +24,10 @@ from shapelab.evaluation.reconstruct import (
     split_shapes,
 )
 from shapelab.evaluation.report import write_all
-from shapelab.evaluation.scoring import ScoringSettings, score_shape
+from shapelab.evaluation.scoring import ScoringSettings, axes_warning, score_shape
 
 log = logging.getLogger("shapelab.evaluation")
+AXES_CHECK_SHAPES = 3  # pred_dir: the first scored shapes whose axes are compared with the ground truth's
 
 
 def evaluate_model(model, datamodule, cfg_evaluate: DictConfig, out_dir: str | Path, loggers=None) -> dict:
@@ -46,7 +47,9 @@ def evaluate_predictions(
     ``pred_frame``) against the datamodule's ground truth for every shape of the split."""
     shapes = split_shapes(datamodule, cfg_evaluate.split)
     stream = files_stream(pred_dir, pred_frame, shapes)
-    return _evaluate(stream, shapes, datamodule, cfg_evaluate, Path(out_dir), loggers, f"pred_dir {pred_dir}")
+    return _evaluate(
+        stream, shapes, datamodule, cfg_evaluate, Path(out_dir), loggers, f"pred_dir {pred_dir}", check_axes=True
+    )
 
 
 def _one_line(exc: Exception) -> str:
@@ -54,7 +57,11 @@ def _one_line(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
-def _evaluate(stream: Stream, shapes, datamodule, cfg, out_dir: Path, loggers, source: str) -> dict:
+def _evaluate(
+    stream: Stream, shapes, datamodule, cfg, out_dir: Path, loggers, source: str, check_axes: bool = False
+) -> dict:
+    """Score ``stream``; ``check_axes``: warn (once) when the first scored predictions look turned ±90° about y
+    against the ground truth (files made elsewhere may be in ShapeNet v2 axes while the data is in OccNet's)."""
     settings = ScoringSettings.from_config(cfg)
     columns = settings.columns()
     groups = settings.checked_groups(cfg.groups)
@@ -63,13 +70,15 @@ def _evaluate(stream: Stream, shapes, datamodule, cfg, out_dir: Path, loggers, s
     results = ResultsFile(out_dir / "per_shape.csv", list(columns), resume=cfg.resume)
     todo = {key for key in shapes if key not in results.done}
     skipped: dict[str, str] = {}
+    axes_checked = 0
     with tqdm(total=len(shapes), initial=len(shapes) - len(todo), desc=f"evaluating {cfg.split}", unit="shape") as bar:
         for (synset, model_id), recon in stream(todo):
             row = {"synset": synset, "model_id": model_id, "category": names.get(synset, synset)}
             try:
                 if isinstance(recon, Exception):
                     raise recon
-                values, missing = score_shape(recon, truth_source.load(synset, model_id), settings, groups)
+                truth = truth_source.load(synset, model_id)
+                values, missing = score_shape(recon, truth, settings, groups)
                 if not values:
                     raise MissingGroundTruth("no ground truth for any metric (" + "; ".join(missing.values()) + ")")
                 for group, reason in missing.items():
@@ -77,6 +86,12 @@ def _evaluate(stream: Stream, shapes, datamodule, cfg, out_dir: Path, loggers, s
                 if cfg.save_reconstructions:
                     save_reconstruction(recon, out_dir / "reconstructions" / synset / f"{model_id}.ply")
                 row.update(values, kind="mesh" if recon.mesh is not None else "points", frame=recon.frame, status="ok")
+                if check_axes and axes_checked < AXES_CHECK_SHAPES:
+                    axes_checked += 1
+                    warning = axes_warning(recon, truth)
+                    if warning:
+                        log.warning("%s/%s: %s", synset, model_id, warning)
+                        axes_checked = AXES_CHECK_SHAPES  # once is enough
             except Exception as exc:  # noqa: BLE001 - reported and counted, never silently dropped
                 row["status"] = f"failed: {_one_line(exc)}"
                 log.warning("%s/%s %s", synset, model_id, row["status"])

@@ -11,6 +11,7 @@ import trimesh
 
 from shapelab.errors import ShapelabError
 from shapelab.evaluation.ground_truth import MissingGroundTruth, ShapeGroundTruth
+from shapelab.geometry.axes import rotation_warning
 from shapelab.geometry.farthest_points import capnet_reference_points
 from shapelab.metrics.chamfer import chamfer_capnet, chamfer_deepsdf, chamfer_drwr, chamfer_occnet
 from shapelab.metrics.emd import emd_capnet
@@ -107,6 +108,20 @@ def prediction_samples(recon: Reconstruction, count: int, seed: int) -> tuple[np
         return np.asarray(points, dtype=np.float64), recon.mesh.face_normals[faces]
     points = np.asarray(recon.points, dtype=np.float64)
     return points[np.isfinite(points).all(axis=1)], None
+
+
+def axes_warning(recon: Reconstruction, truth: ShapeGroundTruth, count: int = 2000) -> str:
+    """'' or one line when the prediction fits the ground-truth surface (pointcloud.npz) much better turned
+    ±90° about y (geometry/axes.py ``rotation_warning``: ShapeNet v2 vs OccNet axes); '' without that ground
+    truth or frame, or for an empty prediction."""
+    if truth.pointcloud is None or is_empty(recon):
+        return ""
+    points, _ = prediction_samples(recon, count, seed=0)
+    try:
+        points = truth.convert(points, recon.frame, "occnet")
+    except MissingGroundTruth:
+        return ""
+    return rotation_warning(points, _choose(truth.pointcloud["points"], count, np.random.default_rng(0)))
 
 
 def _choose(points: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:

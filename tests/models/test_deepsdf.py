@@ -240,6 +240,7 @@ def test_optimiser_has_separate_groups_with_step_schedules():
     assert latent_group["params"] == [model.latents.weight]
     assert len(decoder_group["params"]) == len(list(model.decoder.parameters()))
     for _ in range(500):
+        optimizer.step()  # no gradients: parameters unchanged; the scheduler expects this order
         scheduler.step()
     assert [g["lr"] for g in optimizer.param_groups] == pytest.approx([2.5e-4, 5e-4])
 
@@ -251,13 +252,35 @@ def test_latent_table_init_and_max_norm():
     assert norms.max() <= 1.0 + 1e-5
 
 
-def sample_iou(model: DeepSDF, latent: torch.Tensor, sdf_fn, resolution: int = 48) -> float:
-    axis = torch.linspace(-0.95, 0.95, resolution)
-    grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(1, -1, 3)
+def sample_iou(model: DeepSDF, latent: torch.Tensor, sdf_fn, count: int = 110_592) -> float:
+    """Volumetric IoU on points uniform in [-0.95, 0.95]³ (fixed seed), as OccNet's points.npz.
+
+    Not a regular grid: a 48³ grid over that cube puts whole planes of 660 points 6.4 mm inside the
+    box's ±y faces, so its IoU jumps by 0.11 when the learnt face moves by a few millimetres
+    (``test_grid_iou_is_a_step_function_of_a_face_offset``); random points make IoU proportional
+    to the volume error.
+    """
+    points = (torch.rand(1, count, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1) * 0.95
     with torch.no_grad():
-        pred_inside = model.decoder.eval()(latent[None], grid)[0] < 0
-    true_inside = sdf_fn(grid[0]) < 0
+        pred_inside = model.decoder.eval()(latent[None], points)[0] < 0
+    true_inside = sdf_fn(points[0]) < 0
     return float((pred_inside & true_inside).sum() / (pred_inside | true_inside).sum())
+
+
+def test_grid_iou_is_a_step_function_of_a_face_offset():
+    """Why sample_iou draws random points: shrinking the box by 7 mm along y costs a 48³ grid IoU
+    0.11 (two planes of grid points lie 6.4 mm inside the ±y faces), random points ≈ the volume ratio."""
+    axis = torch.linspace(-0.95, 0.95, 48)
+    grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1).reshape(-1, 3)
+    points = (torch.rand(110_592, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1) * 0.95
+
+    def iou(p: torch.Tensor) -> float:
+        truth, shrunk = box_sdf(p) < 0, box_sdf(p, half=(0.6, 0.343, 0.45)) < 0
+        return float((truth & shrunk).sum() / (truth | shrunk).sum())
+
+    volume_ratio = 0.343 / 0.35
+    assert iou(grid) < volume_ratio - 0.08
+    assert iou(points) == pytest.approx(volume_ratio, abs=0.01)
 
 
 def deepsdf_chamfer(mesh: trimesh.Trimesh, truth: trimesh.Trimesh, count: int = 30000) -> float:
@@ -266,16 +289,22 @@ def deepsdf_chamfer(mesh: trimesh.Trimesh, truth: trimesh.Trimesh, count: int = 
     return float((cKDTree(gt).query(pred)[0] ** 2).mean() + (cKDTree(pred).query(gt)[0] ** 2).mean())
 
 
+@pytest.mark.slow
 def test_overfits_two_shapes_and_reconstructs_them(tmp_path):
     """Auto-decoder training through Lightning, then meshes of the learnt codes and of fresh codes
-    fitted with the decoder frozen (reconstruct) must match the analytic shapes."""
+    fitted with the decoder frozen (reconstruct) must match the analytic shapes.
+
+    500 epochs = 500 Adam steps: after 250 the box was still underfit (its faces 15 mm inside on
+    average, point IoU 0.89-0.94 over seeds 0/1/3, so whether it passed 0.9 depended on the CPU's
+    rounding); after 500 it reaches 0.956 (seed 0).
+    """
     pl.seed_everything(0)
-    model = make_model(mesh_every_n_epochs=250, num_val_meshes=1)
+    model = make_model(mesh_every_n_epochs=500, num_val_meshes=1)
     train = DataLoader(AnalyticShapes(2048), batch_size=2, shuffle=True)
     val = DataLoader(AnalyticShapes(None, seed=10), batch_size=2)
     logger = pl.loggers.TensorBoardLogger(tmp_path, name="tb", version="")
     trainer = pl.Trainer(
-        max_epochs=250, accelerator="cpu", logger=logger, check_val_every_n_epoch=250, num_sanity_val_steps=0,
+        max_epochs=500, accelerator="cpu", logger=logger, check_val_every_n_epoch=500, num_sanity_val_steps=0,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         default_root_dir=tmp_path, log_every_n_steps=50,
     )
@@ -284,7 +313,7 @@ def test_overfits_two_shapes_and_reconstructs_them(tmp_path):
     assert trainer.callback_metrics["train/sdf_l1"] < 0.015
     assert trainer.callback_metrics["val/sdf_l1"] < 0.03
     assert {"train/loss", "train/latent_reg"} <= set(trainer.callback_metrics)
-    saved = list((tmp_path / "meshes" / "epoch_0249").glob("*.ply"))
+    saved = list((tmp_path / "meshes" / "epoch_0499").glob("*.ply"))
     assert [p.name for p in saved] == ["analytic_s0.ply"] and len(trimesh.load(saved[0]).faces) > 100
     events = EventAccumulator(str(tmp_path / "tb"))
     events.Reload()

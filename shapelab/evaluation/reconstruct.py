@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import trimesh
 
+from shapelab.datamodules.formats.validation import load_npz
 from shapelab.errors import ShapelabError
 from shapelab.geometry.frames import FRAMES
 from shapelab.models.base import Reconstruction
@@ -88,11 +89,11 @@ def _prediction_file(pred_dir: Path, synset: str, model_id: str) -> Path:
 def load_prediction(path: Path, frame: str) -> Reconstruction:
     """A mesh or point cloud file as a Reconstruction. ``.npz``: ``vertices`` + ``faces`` or ``points``."""
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as arrays:
-            if "vertices" in arrays and "faces" in arrays:
-                return Reconstruction(frame, mesh=trimesh.Trimesh(arrays["vertices"], arrays["faces"], process=False))
-            if "points" in arrays:
-                return Reconstruction(frame, points=np.asarray(arrays["points"], dtype=np.float64).reshape(-1, 3))
+        arrays = load_npz(path, None, "re-export the prediction")  # one line, never numpy's unpickling advice
+        if "vertices" in arrays and "faces" in arrays:
+            return Reconstruction(frame, mesh=trimesh.Trimesh(arrays["vertices"], arrays["faces"], process=False))
+        if "points" in arrays:
+            return Reconstruction(frame, points=np.asarray(arrays["points"], dtype=np.float64).reshape(-1, 3))
         raise ShapelabError(f"{path}: npz has neither 'vertices'+'faces' nor 'points'; save one of them")
     loaded = trimesh.load(path, process=False)
     if isinstance(loaded, trimesh.Scene):

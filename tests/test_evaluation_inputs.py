@@ -1,18 +1,21 @@
-"""evaluate.py pred_dir warns when the predictions look turned ±90° about y against the ground truth (ShapeNet v2
-axes vs OccNet's; geometry/axes.py)."""
+"""evaluate.py pred_dir inputs: a warning when the predictions look turned ±90° about y against the ground truth
+(ShapeNet v2 axes vs OccNet's; geometry/axes.py); an unreadable npz is one line without unpickling advice."""
 from __future__ import annotations
 
 import logging
 import re
 
 import numpy as np
+import pytest
 import trimesh
 from omegaconf import OmegaConf
 from shapelab.datamodules.formats import occnet as occnet_format
 from shapelab.datamodules.occupancy import OccupancyDataModule
 from shapelab.geometry.axes import y_rotation
 
+from shapelab.errors import ShapelabError
 from shapelab.evaluation import evaluate_predictions
+from shapelab.evaluation.reconstruct import load_prediction
 from tests.conftest import REPO_ROOT
 
 EXTENTS = np.array([0.9, 0.3, 0.5])  # occnet frame; elongated along x so a quarter turn shows
@@ -54,3 +57,11 @@ def test_pred_dir_in_turned_axes_gets_one_warning_naming_the_fix(tmp_path, caplo
     assert len(warnings) == 1
     assert re.search(r"c/a: predictions match the ground truth much better turned by [+-]90° about y", warnings[0])
     assert "frame=occnet" in warnings[0]
+
+
+def test_unreadable_npz_prediction_never_suggests_unpickling(tmp_path):
+    path = tmp_path / "x.npz"
+    path.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ShapelabError, match=r"x\.npz: not a readable npz file") as caught:
+        load_prediction(path, "occnet")
+    assert "allow_pickle" not in str(caught.value) and "re-export the prediction" in str(caught.value)

@@ -17,6 +17,7 @@ from shapelab.datamodules.preprocessing import find_meshes, preprocess_dataset
 from shapelab.geometry.axes import chamfer_under_y_rotations
 from shapelab.geometry.sampling import DEEPSDF_TEST_VARIANCES
 
+from shapelab.cli.preprocess import preprocess
 from shapelab.errors import ShapelabError
 from tests.conftest import REPO_ROOT
 
@@ -131,25 +132,28 @@ def test_disk_full_stops_with_one_line_and_leaves_nothing_counted_as_done(boxes,
     assert run(boxes, out, formats=["occnet"]).processed == 2
 
 
-def test_cli_exits_nonzero_when_every_shape_fails_and_names_a_missing_input_dir(tmp_path):
+def test_cli_exits_nonzero_when_every_shape_fails(tmp_path):
     bad = tmp_path / "bad" / "c"
     bad.mkdir(parents=True)
     (bad / "x.obj").write_text("not a mesh\n")
-    command = [sys.executable, "preprocess.py", f"out_dir={tmp_path}/o", f"hydra.run.dir={tmp_path}/run"]
-    outcomes = [
-        subprocess.run(
-            [*command, *args], check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
-        )
-        for args in ([f"input_dir={bad.parent}", "name=x", "workers=1", "progress=false"], ["name=x"])
-    ]
-    assert outcomes[0].returncode == 1
-    assert "failed: " in outcomes[0].stdout and "x.obj" in outcomes[0].stdout
-    assert outcomes[0].stderr.strip().splitlines()[-1].startswith("error: every shape failed (1)")
-    assert outcomes[1].returncode == 2
-    assert outcomes[1].stderr.strip().splitlines() == [
-        "error: input_dir: not set; give a folder of raw meshes, e.g. python preprocess.py "
-        + "input_dir=/data/ShapeNetCore.v2 name=ShapeNet"
-    ]
+    args = [f"input_dir={bad.parent}", "name=x", "workers=1", "progress=false", f"out_dir={tmp_path}/o"]
+    outcome = subprocess.run(
+        [sys.executable, "preprocess.py", *args, f"hydra.run.dir={tmp_path}/run"],
+        check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert outcome.returncode == 1
+    assert "failed: " in outcome.stdout and "x.obj" in outcome.stdout
+    assert outcome.stderr.strip().splitlines()[-1].startswith("error: every shape failed (1)")
+
+
+def test_a_missing_input_dir_is_one_line(compose_cfg):
+    """main() prints a ShapelabError as one 'error: ...' line with status 2 (test_preprocess.py runs that path)."""
+    with pytest.raises(ShapelabError) as caught:
+        preprocess(compose_cfg("preprocess", ["name=x"]))
+    assert str(caught.value) == (
+        "input_dir: not set; give a folder of raw meshes, e.g. python preprocess.py input_dir=/data/ShapeNetCore.v2 "
+        "name=ShapeNet"
+    )
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o002])

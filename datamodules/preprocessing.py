@@ -35,6 +35,7 @@ import hashlib
 import json
 import multiprocessing
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -558,14 +559,15 @@ def preprocess_dataset(
     if not overwrite:
         refuse_changed_options(writers)
     summary, failed = PreprocessSummary(), set()
-    for shape, status, reason in _results([(writer, overwrite) for writer in writers], workers, progress):
-        if status == DISK_FULL:
-            raise disk_full_error(out_root, f"shape {reason}")
-        if status == "failed":
-            summary.failed.append(reason)
-            failed.add((shape.synset, shape.model_id))
-        summary.processed += status == "done"
-        summary.skipped += status == "skipped"
+    with closing(_results([(writer, overwrite) for writer in writers], workers, progress)) as results:
+        for shape, status, reason in results:
+            if status == DISK_FULL:  # closing() stops the other workers before the error goes up
+                raise disk_full_error(out_root, f"shape {reason}")
+            if status == "failed":
+                summary.failed.append(reason)
+                failed.add((shape.synset, shape.model_id))
+            summary.processed += status == "done"
+            summary.skipped += status == "skipped"
     for content in per_split.values():
         for synset, ids in content.items():
             content[synset] = [model_id for model_id in ids if (synset, model_id) not in failed]

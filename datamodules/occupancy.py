@@ -28,6 +28,7 @@ from shapelab.datamodules.formats.occnet import read_pointcloud, read_points, re
 from shapelab.errors import ShapelabError
 
 INPUT_TYPES = ("image", "pointcloud", "voxels")
+OUTLIER_BOX = 1.1  # side of the cube outliers are drawn in (OccNet's points.npz box)
 
 
 class OccupancyDataset(OccnetLayoutDataset):
@@ -43,10 +44,12 @@ class OccupancyDataset(OccnetLayoutDataset):
         img_size: int | None,
         input_points: int,
         input_noise: float,
+        input_outliers: float,
     ):
         super().__init__(*layout)
         self.input_type, self.num_points, self.points_noise = input_type, num_points, points_noise
         self.img_size, self.input_points, self.input_noise = img_size, input_points, input_noise
+        self.input_outliers = input_outliers
 
     def load(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         data = read_points(self.shape_dir(index) / "points.npz")
@@ -70,9 +73,10 @@ class OccupancyDataset(OccnetLayoutDataset):
         if self.input_type == "pointcloud":
             surface = read_pointcloud(shape_dir / "pointcloud.npz")["points"]
             chosen = surface[rng.integers(0, len(surface), self.input_points)]
-            return torch.from_numpy(
-                (chosen + self.input_noise * rng.standard_normal(chosen.shape, dtype=np.float32)).astype(np.float32)
-            )
+            chosen = chosen + self.input_noise * rng.standard_normal(chosen.shape, dtype=np.float32)
+            outliers = round(self.input_outliers * self.input_points)
+            chosen[:outliers] = rng.uniform(-OUTLIER_BOX / 2, OUTLIER_BOX / 2, (outliers, 3))
+            return torch.from_numpy(chosen.astype(np.float32))
         return torch.from_numpy(read_voxels(shape_dir / "voxels.npz").astype(np.float32))
 
     def required_paths(self, index: int) -> list[Path]:
@@ -104,6 +108,8 @@ class OccupancyDataModule(OccnetLayoutDataModule):
         points_noise: std of the noise added to the float16 points (OccNet: 1e-4); 0 to disable.
         img_size: side images are resized to (OccNet: 224; None keeps 137).
         input_points / input_noise: point-cloud input size and noise std (OccNet: 300, 0.005).
+        input_outliers: share of the input points replaced by outliers uniform in the cube of side 1.1
+            (the DDN paper's robust-pooling experiment; 0 = none, OccNet).
     """
 
     dataset_class = OccupancyDataset
@@ -118,6 +124,7 @@ class OccupancyDataModule(OccnetLayoutDataModule):
         img_size: int | None = 224,
         input_points: int = 300,
         input_noise: float = 0.005,
+        input_outliers: float = 0.0,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -125,7 +132,9 @@ class OccupancyDataModule(OccnetLayoutDataModule):
             raise ShapelabError(f"data.input_type={input_type!r} is not one of {INPUT_TYPES}; fix the data config")
         self.input_type, self.train_points, self.eval_points = input_type, train_points, eval_points
         self.options = {"input_type": input_type, "points_noise": points_noise, "img_size": img_size,
-                        "input_points": input_points, "input_noise": input_noise}
+                        "input_points": input_points, "input_noise": input_noise, "input_outliers": input_outliers}
+        if not 0.0 <= input_outliers <= 1.0:
+            raise ShapelabError(f"data.input_outliers={input_outliers} must be a share in [0, 1]")
 
     def dataset_options(self, train: bool) -> dict:
         return {**self.options, "num_points": self.train_points if train else self.eval_points}

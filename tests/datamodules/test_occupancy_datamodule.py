@@ -76,6 +76,15 @@ def test_pointcloud_input_noise_matches_option(occnet_data):
     assert batch["inputs"][..., 2].std().item() == pytest.approx(0.005, rel=0.1)
 
 
+def test_pointcloud_outliers_replace_the_configured_share(occnet_data):
+    batch = train_batch(make(occnet_data, input_type="pointcloud", input_noise=0.0, input_outliers=0.2, batch_size=3))
+    off_surface = batch["inputs"][..., 2].abs() > 1e-6  # the fixture's surface is the plane z = 0
+    assert off_surface.float().mean().item() == pytest.approx(0.2, abs=0.01)
+    assert batch["inputs"].abs().max().item() <= 0.55
+    with pytest.raises(ShapelabError, match="data.input_outliers"):
+        make(occnet_data, input_type="pointcloud", input_outliers=1.5)
+
+
 def test_deterministic_given_seed(occnet_data):
     first = train_batch(make(occnet_data, input_type="pointcloud"))
     again = train_batch(make(occnet_data, input_type="pointcloud"))

@@ -13,10 +13,13 @@ class PointDecoder(nn.Module):
 
     Args:
         c_dim: code size; num_points: N (1024 in CAPNet); hidden: widths of the hidden layers;
-        extent: half side of the output cube (0.5 for the occnet frame).
+        extent: half side of the output cube (0.5 for the occnet frame);
+        last_layer_std: initialise the output layer's weights N(0, std²) truncated at 2 std, biases zero
+        (DRWR/DPC: 0.025); None keeps PyTorch's default.
     """
 
-    def __init__(self, c_dim: int, num_points: int = 1024, hidden: tuple[int, ...] = (256, 512, 1024), extent: float = 0.5):
+    def __init__(self, c_dim: int, num_points: int = 1024, hidden: tuple[int, ...] = (256, 512, 1024), extent: float = 0.5,
+                 last_layer_std: float | None = None):
         super().__init__()
         layers: list[nn.Module] = []
         width = c_dim
@@ -24,6 +27,9 @@ class PointDecoder(nn.Module):
             layers += [nn.Linear(width, size), nn.ReLU()]
             width = size
         layers.append(nn.Linear(width, num_points * 3))
+        if last_layer_std is not None:
+            nn.init.trunc_normal_(layers[-1].weight, std=last_layer_std, a=-2 * last_layer_std, b=2 * last_layer_std)
+            nn.init.zeros_(layers[-1].bias)
         self.mlp = nn.Sequential(*layers)
         self.num_points = num_points
         self.extent = extent

@@ -16,8 +16,8 @@ class CapnetImageEncoder(nn.Module):
 
     With the decoder ``PointDecoder(128, N, hidden=(256, 256))`` this is CAPNet's whole network: 7.16 M
     parameters at 64 x 64 input and N = 1024 (tests/models/test_paper_networks.py). Padding keeps the size
-    ("same"; TensorFlow pads odd amounts at the bottom/right, PyTorch symmetrically). The released code's L2
-    weight decay (1e-5 conv, 1e-3 FC) is not reproduced (docs/papers/capnet.md).
+    ("same"; TensorFlow pads odd amounts at the bottom/right, PyTorch symmetrically). The released code declares L2
+    regularisers (1e-5 conv, 1e-3 FC) but trains with ``lambda_reg`` = 0, so there is no weight decay here either.
 
     Args: c_dim: bottleneck width; image_size: input side (64). Input (B, 3, H, W) in [0, 1]; output (B, c_dim).
     """

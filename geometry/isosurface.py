@@ -70,7 +70,7 @@ def differentiable_vertices(field_fn: FieldFn, vertices: torch.Tensor, mode: str
     return IsoSurfaceGradient.apply(vertices, values, direction)
 
 
-def sample_surface(
+def differentiable_surface_samples(
     vertices: torch.Tensor, faces: torch.Tensor, count: int, generator: torch.Generator | None = None
 ) -> torch.Tensor:
     """``count`` points (count, 3) uniformly on a triangle mesh, differentiable w.r.t. ``vertices`` (V, 3).

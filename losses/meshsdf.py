@@ -7,7 +7,7 @@ for 3D distances, pixels / mask values in [0, 1] for images.
 from __future__ import annotations
 
 import torch
-from shapelab.geometry.isosurface import sample_surface
+from shapelab.geometry.isosurface import differentiable_surface_samples
 from shapelab.metrics.chamfer import chamfer_distance
 from torch import nn
 
@@ -22,7 +22,7 @@ def surface_chamfer(
     """Surface-to-surface Chamfer (MeshSDF Sec. 4.1, the squared Chamfer of DeepSDF):
     ``mean_s min_t |s - t|^2 + mean_t min_s |s - t|^2`` between ``num_samples`` area-uniform samples s
     of the mesh (vertices (V, 3), faces (F, 3)) and the target cloud t (N, 3). Returns a scalar."""
-    samples = sample_surface(vertices, faces, num_samples, generator)
+    samples = differentiable_surface_samples(vertices, faces, num_samples, generator)
     return chamfer_distance(samples[None], target_points[None].to(samples))[0]
 
 

@@ -8,6 +8,8 @@ import pytorch_lightning as pl
 import trimesh
 from shapelab.geometry.frames import FRAMES
 
+from shapelab.dashboards import Shape, log_shapes
+
 
 @dataclass
 class Reconstruction:
@@ -34,6 +36,23 @@ class Reconstruction:
 class ShapeModel(pl.LightningModule):
     """A LightningModule that can reconstruct the shapes of a batch for evaluation."""
 
+    logged_shapes: int = 2
+    """How many shapes of the first validation batch a model sends to the dashboards as 3D objects."""
+
     def reconstruct(self, batch: dict) -> list[Reconstruction]:
         """Return one Reconstruction per shape of ``batch`` (same order)."""
         raise NotImplementedError
+
+    def log_validation_shapes(self, shapes: dict[str, Shape]) -> None:
+        """Send reconstructions (and ground truth) seen at validation — name -> mesh or (N, 3) points — to the
+        dashboards as ``val/shapes/<name>`` 3D objects (shapelab/dashboards.py), from rank 0 outside the sanity check."""
+        trainer = self._trainer
+        if self.loggers and (trainer is None or (trainer.is_global_zero and not trainer.sanity_checking)):
+            log_shapes(self.loggers, "val/shapes", shapes, self.global_step)
+
+
+def shape_name(batch: dict, index: int) -> str:
+    """``<synset>_<model_id>`` of shape ``index`` of a batch (``shape<index>`` when the batch has no ids)."""
+    if "synset" in batch and "model_id" in batch:
+        return f"{batch['synset'][index]}_{batch['model_id'][index]}"
+    return f"shape{index}"

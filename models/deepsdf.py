@@ -12,15 +12,15 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 import trimesh
 from shapelab.losses.deepsdf import clamped_l1
-from shapelab.models.base import Reconstruction, ShapeModel
+from shapelab.models.base import Reconstruction, ShapeModel, shape_name
 from shapelab.models.latent_optimisation import LatentFitSchedule, fit_latents
 from shapelab.renderers.thumbnail import render_mesh_thumbnail
 from torch import nn
 
+from shapelab.dashboards import log_image
 from shapelab.errors import ShapelabError
 
 
@@ -39,15 +39,6 @@ class StepSchedule:
 
     def __call__(self, epoch: int) -> float:
         return self.factor ** (epoch // self.interval)
-
-
-def log_image(loggers: list, tag: str, image: np.ndarray, step: int) -> None:
-    """Send an (H, W, 3) uint8 image to every logger that shows images (TensorBoard, W&B)."""
-    for logger in loggers:
-        if hasattr(logger, "log_image"):  # WandbLogger
-            logger.log_image(key=tag, images=[image], step=step)
-        elif hasattr(getattr(logger, "experiment", None), "add_image"):  # TensorBoard SummaryWriter
-            logger.experiment.add_image(tag, image, step, dataformats="HWC")
 
 
 class DeepSDF(ShapeModel):
@@ -148,15 +139,21 @@ class DeepSDF(ShapeModel):
         )
 
     def _save_and_log_meshes(self, batch: dict, latents: torch.Tensor) -> None:
-        """Write <run>/meshes/epoch_<e>/<synset>_<id>.ply and log a rendered thumbnail of each."""
+        """Write <run>/meshes/epoch_<e>/<synset>_<id>.ply, log a rendered thumbnail of each and the first
+        ``logged_shapes`` meshes as 3D objects."""
         out_dir = Path(self.trainer.default_root_dir) / "meshes" / f"epoch_{self.current_epoch:04d}"
         out_dir.mkdir(parents=True, exist_ok=True)
+        shapes = {}
         for i, latent in enumerate(latents):
-            name = f"{batch['synset'][i]}_{batch['model_id'][i]}"
+            name = shape_name(batch, i)
             mesh = self.mesh_from_latent(latent)
             mesh.export(out_dir / f"{name}.ply")
             image = render_mesh_thumbnail(mesh, self.thumbnail_size)
             log_image(self.loggers, f"val_mesh/{name}", image, self.global_step)
+            if i < self.logged_shapes:  # with the validation samples within 0.01 of the surface
+                shapes[f"{name}/reconstruction"] = mesh
+                shapes[f"{name}/near_surface_samples"] = batch["xyz"][i][batch["sdf"][i].abs() < 0.01].cpu().numpy()
+        self.log_validation_shapes(shapes)
 
     # -- reconstruction ---------------------------------------------------------------------------
     @torch.no_grad()

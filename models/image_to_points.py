@@ -7,15 +7,14 @@ Points are predicted in the occnet frame (unit cube).
 """
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import torch
 from shapelab.metrics.chamfer import chamfer_capnet
-from shapelab.models.base import Reconstruction, ShapeModel
+from shapelab.models.base import Reconstruction, ShapeModel, shape_name
 from shapelab.renderers.point_projection import project_points
 from torch import nn
 
+from shapelab.dashboards import figure_to_rgb, log_image
 from shapelab.errors import ShapelabError
 
 
@@ -98,13 +97,20 @@ class ImageToPoints(ShapeModel):
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer=optimizer)}
 
     def log_picture(self, batch: dict, points: torch.Tensor) -> None:
-        """Log the first shape (input | view-0 mask with projected points | 3D scatter) to every image logger."""
+        """Log the first shape (input | view-0 mask with projected points | 3D scatter) to every image logger,
+        and the first ``logged_shapes`` predicted and ground-truth clouds as 3D objects."""
         uv, _ = project_points(points[:1].detach(), batch["K"][:1, :1], batch["Rt"][:1, :1])
         picture = point_cloud_picture(
             batch["image"][0].permute(1, 2, 0).cpu().numpy(), batch["masks"][0, 0].cpu().numpy(),
             uv[0, 0].cpu().numpy(), points[0].detach().cpu().numpy(), batch["points_gt"][0].cpu().numpy(),
         )
-        log_image_to_loggers(self.loggers, "val/point_cloud", picture, self.global_step)
+        log_image(self.loggers, "val/point_cloud", picture, self.global_step)
+        shapes = {}
+        for i in range(min(self.logged_shapes, len(points))):
+            name = shape_name(batch, i)
+            shapes[f"{name}/prediction"] = points[i].detach().cpu().numpy()
+            shapes[f"{name}/ground_truth"] = batch["points_gt"][i].cpu().numpy()
+        self.log_validation_shapes(shapes)
 
 
 def point_cloud_picture(image: np.ndarray, mask: np.ndarray, uv: np.ndarray, pred: np.ndarray,
@@ -132,17 +138,6 @@ def point_cloud_picture(image: np.ndarray, mask: np.ndarray, uv: np.ndarray, pre
     for axis in fig.axes:
         axis.set_xticks([])
         axis.set_yticks([])
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="raw")
-    width, height = fig.canvas.get_width_height()
+    picture = figure_to_rgb(fig)
     plt.close(fig)
-    return np.frombuffer(buffer.getvalue(), dtype=np.uint8).reshape(height, width, 4)[..., :3].copy()
-
-
-def log_image_to_loggers(loggers, key: str, picture: np.ndarray, step: int) -> None:
-    """Send an (h, w, 3) uint8 picture to each logger that shows images (W&B, TensorBoard); others skip."""
-    for logger in loggers:
-        if hasattr(logger, "log_image"):
-            logger.log_image(key=key, images=[picture], step=step)
-        elif hasattr(getattr(logger, "experiment", None), "add_image"):
-            logger.experiment.add_image(key, picture, step, dataformats="HWC")
+    return picture

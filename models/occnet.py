@@ -18,9 +18,10 @@ import trimesh
 from shapelab.geometry.extraction import extract_mesh
 from shapelab.losses.occnet import mesh_refinement_loss
 from shapelab.metrics.iou import occupancy_iou
-from shapelab.models.base import Reconstruction, ShapeModel
+from shapelab.models.base import Reconstruction, ShapeModel, shape_name
 from torch import nn
 
+from shapelab.dashboards import figure_to_rgb, log_image, shows_pictures
 from shapelab.errors import ShapelabError
 
 DEFAULT_EXTRACTION = {"resolution0": 32, "upsampling_steps": 2, "padding": 0.1, "chunk_size": 100_000}
@@ -194,12 +195,29 @@ class OccupancyNetwork(ShapeModel):
         batch_size = batch["points"].shape[0]
         self.log("val/iou", iou.mean(), prog_bar=True, sync_dist=True, batch_size=batch_size)
         self.log("val/bce", terms["bce"], sync_dist=True, batch_size=batch_size)
+        if batch_idx == 0:
+            keys = ("inputs", "points", "occ", "synset", "model_id")
+            self._first_val_shapes = {key: batch[key][: self.logged_shapes] for key in keys if key in batch}
 
     def on_validation_epoch_end(self) -> None:
         generative = self.samples["num"] > 0 and self.z_dim > 0 and self.encoder is None
         due = self.current_epoch % self.samples["every_n_epochs"] == 0
-        if generative and due and self.trainer.is_global_zero and not self.trainer.sanity_checking:
-            self.log_unconditional_samples()
+        if due and self.trainer.is_global_zero and not self.trainer.sanity_checking:
+            if generative:
+                self.log_unconditional_samples()
+            elif self.logged_shapes and getattr(self, "_first_val_shapes", None) and shows_pictures(self.loggers):
+                self.log_validation_meshes(self._first_val_shapes)
+
+    def log_validation_meshes(self, shapes: dict) -> None:
+        """Coarse MISE meshes (``samples`` resolution) of the first validation shapes and their occupied
+        validation points (ground truth), as 3D objects."""
+        meshes = self.meshes_of(shapes, lambda z, c: self.extract(
+            self.field_fn(z, c), self.samples["resolution0"], self.samples["upsampling_steps"]))
+        logged = {}
+        for i, mesh in enumerate(meshes):
+            logged[f"{shape_name(shapes, i)}/reconstruction"] = mesh
+            logged[f"{shape_name(shapes, i)}/occupied_points"] = shapes["points"][i][shapes["occ"][i] >= 0.5].cpu().numpy()
+        self.log_validation_shapes(logged)
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())
@@ -253,6 +271,11 @@ class OccupancyNetwork(ShapeModel):
 
     def reconstruct(self, batch: dict) -> list[Reconstruction]:
         """One MISE mesh per shape, in the occnet frame; z is the prior mean (as OccNet)."""
+        return [Reconstruction(frame="occnet", mesh=mesh) for mesh in self.meshes_of(batch, self.generate_mesh)]
+
+    def meshes_of(self, batch: dict, mesh_fn: Callable) -> list[trimesh.Trimesh]:
+        """``mesh_fn(z (1, z_dim) | None, c (1, c_dim) | None)`` for each shape of ``batch`` (its ``inputs`` or,
+        unconditional, its ``model_id`` count), in eval mode; z is the prior mean."""
         was_training = self.training
         self.eval()
         try:
@@ -261,13 +284,10 @@ class OccupancyNetwork(ShapeModel):
                 c = self.encode_inputs(inputs.to(self.device) if inputs is not None else None)
                 batch_size = c.shape[0] if c is not None else len(batch["model_id"])
                 z = self.prior_z(batch_size)
-            meshes = [
-                self.generate_mesh(None if z is None else z[i : i + 1], None if c is None else c[i : i + 1])
-                for i in range(batch_size)
-            ]
+            return [mesh_fn(None if z is None else z[i : i + 1], None if c is None else c[i : i + 1])
+                    for i in range(batch_size)]
         finally:
             self.train(was_training)
-        return [Reconstruction(frame="occnet", mesh=mesh) for mesh in meshes]
 
     def sample_meshes(self, num: int) -> list[trimesh.Trimesh]:
         """Unconditional samples of the generative model: z ~ N(0, I), coarse MISE meshes."""
@@ -287,11 +307,7 @@ class OccupancyNetwork(ShapeModel):
         """Render a grid of unconditional samples, save it in the run directory and send it to the loggers."""
         out = Path(self.trainer.default_root_dir) / "samples" / f"epoch_{self.current_epoch:04d}.png"
         picture = render_mesh_grid(self.sample_meshes(int(self.samples["num"])), out)
-        for logger in self.loggers:
-            if hasattr(logger.experiment, "add_image"):  # TensorBoard
-                logger.experiment.add_image("samples/unconditional", picture, self.global_step, dataformats="HWC")
-            elif hasattr(logger, "log_image"):  # W&B
-                logger.log_image("samples/unconditional", [picture], step=self.global_step)
+        log_image(self.loggers, "samples/unconditional", picture, self.global_step)
         return out
 
 
@@ -316,8 +332,8 @@ def render_mesh_grid(meshes: list[trimesh.Trimesh], path: Path, columns: int = 4
         ax.set(xlim=(-0.5, 0.5), ylim=(-0.5, 0.5), zlim=(-0.5, 0.5), title=f"sample {i}")
         ax.set_axis_off()
     path.parent.mkdir(parents=True, exist_ok=True)
+    fig.set_dpi(80)
     fig.savefig(path, dpi=80)
-    fig.canvas.draw()
-    picture = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    picture = figure_to_rgb(fig)
     plt.close(fig)
     return picture

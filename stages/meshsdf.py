@@ -41,6 +41,7 @@ from shapelab.stages.base import Stage, StageRun
 from torch import nn
 from tqdm.auto import tqdm
 
+from shapelab.dashboards import log_image, log_shapes
 from shapelab.errors import ShapelabError
 from shapelab.evaluation.ground_truth import GroundTruthSource
 
@@ -250,7 +251,8 @@ class MeshSDFStage(Stage):
         split: data split whose shapes are refined; max_shapes: how many of them (None = all).
         baseline: latent-fit schedule of the plain DeepSDF answer; refine: `RefineSchedule`;
         loss: `MeshSDFLoss` (with a silhouette renderer for the silhouette task).
-        log_every: save the mesh (PLY), TensorBoard mesh and silhouette image every n iterations.
+        log_every: save the mesh (PLY) every n iterations and send it (3D object) with its silhouette beside the
+            target's (image) to the run's loggers; every iteration's loss terms go there as scalars.
         seed: seed of observations, fits and metrics.
     """
 
@@ -275,20 +277,18 @@ class MeshSDFStage(Stage):
         decoder, _ = load_deepsdf_checkpoint(self.checkpoint, cfg.model.get("decoder"))
         out_dir = Path(cfg.paths.output_dir) / "meshsdf"
         targets = load_targets(datamodule, self.split, self.max_shapes)
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(Path(cfg.paths.output_dir) / "tensorboard" / "meshsdf"))
-        try:
-            rows = [self.run_shape(decoder, target, out_dir / target.name, writer)
-                    for target in tqdm(targets, desc="meshsdf")]
-        finally:
-            writer.close()
+        steps = self.refine.iterations + 1
+        rows = [self.run_shape(decoder, target, out_dir / target.name, run.loggers, first_step=index * steps)
+                for index, target in enumerate(tqdm(targets, desc="meshsdf"))]
+        for logger in run.loggers:
+            logger.save()
         summary = {key: float(np.mean([row[key] for row in rows])) for key in rows[0] if key != "shape"}
         (out_dir / "results.json").write_text(json.dumps({"mean": summary, "shapes": rows}, indent=2))
         return {f"meshsdf/{key}": value for key, value in summary.items()}
 
-    def run_shape(self, decoder: nn.Module, target: ShapeTarget, out_dir: Path, writer=None) -> dict:
-        """Before / after metrics of one shape; meshes and silhouettes logged along the way."""
+    def run_shape(self, decoder: nn.Module, target: ShapeTarget, out_dir: Path, loggers=(), first_step: int = 0) -> dict:
+        """Before / after metrics of one shape; meshes and silhouettes logged along the way to ``loggers`` at
+        steps ``first_step + iteration`` (shapes follow each other on one step axis, as W&B needs)."""
         rng = np.random.default_rng(self.seed)
         generator = torch.Generator().manual_seed(self.seed)
         targets = observation_targets(target, self.task, self.num_points, self.num_views, self.image_size, rng)
@@ -299,16 +299,16 @@ class MeshSDFStage(Stage):
         log_view = ring_cameras(1, 128)
 
         def on_iteration(iteration: int, mesh: trimesh.Trimesh, record: dict) -> None:
-            for name, value in record.items():
-                if writer is not None:
-                    writer.add_scalar(f"meshsdf/{target.name}/{name}", value, iteration)
+            step, key = first_step + iteration, f"meshsdf/{target.name}"
+            for logger in loggers:
+                logger.log_metrics({f"{key}/{name}": value for name, value in record.items()}, step=step)
             if iteration % self.log_every == 0:
                 mesh.export(out_dir / f"iter_{iteration:04d}.ply")
-                if writer is not None:
-                    pictures = [render_masks(m, *log_view, 128)[0] for m in (mesh, target.mesh)]
-                    writer.add_image(f"meshsdf/{target.name}/silhouette_vs_target", torch.cat(pictures, 1)[None], iteration)
-                    writer.add_mesh(f"meshsdf/{target.name}/mesh", torch.tensor(mesh.vertices, dtype=torch.float32)[None],
-                                    faces=torch.tensor(mesh.faces)[None], global_step=iteration)
+                if loggers:
+                    pictures = torch.cat([render_masks(m, *log_view, 128)[0] for m in (mesh, target.mesh)], 1)
+                    grey = (pictures.numpy() * 255).astype(np.uint8)
+                    log_image(loggers, f"{key}/silhouette_vs_target", np.repeat(grey[..., None], 3, -1), step)
+                    log_shapes(loggers, key, {"mesh": mesh}, step)
 
         latent, _ = refine_latent(decoder, latent, self.loss, targets, self.refine, on_iteration, generator,
                                   self.gradient)

@@ -71,3 +71,17 @@ def compose_run_cfg(compose, overrides: list[str], output_dir: Path):
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg
+
+
+def event_tags(log_dir: Path) -> dict[str, set[str]]:
+    """Summary tags of the TensorBoard event files under ``log_dir``, by kind ("images", "tensors", "scalars");
+    mesh summaries (``add_mesh``) are tensors named ``<tag>_VERTEX`` / ``<tag>_FACE``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags: dict[str, set[str]] = {"images": set(), "tensors": set(), "scalars": set()}
+    for events in Path(log_dir).rglob("events.out.tfevents.*"):
+        accumulator = EventAccumulator(str(events), size_guidance={"images": 0, "tensors": 0, "scalars": 0})
+        accumulator.Reload()
+        for kind in tags:
+            tags[kind] |= set(accumulator.Tags().get(kind, []))
+    return tags

@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import trimesh
 from matplotlib.figure import Figure
-from matplotlib.image import imread
+from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
+from shapelab.dashboards import log_image, log_shapes
 from shapelab.evaluation.collect import ResultsFile
 from shapelab.evaluation.ground_truth import GroundTruthSource
 from shapelab.evaluation.reconstruct import load_prediction
@@ -125,25 +126,22 @@ def contact_sheet(path: Path, pairs_by_category: dict[str, list[tuple]]) -> Path
 def log_to_dashboards(loggers, split: str, summary: dict, rows: list[dict], columns: list[str],
                       sheet: Path | None, previews: dict[str, np.ndarray]) -> None:
     """Overall means as ``eval/<split>/<metric>`` scalars on every logger; W&B also gets the per-shape table,
-    the contact sheet and 3D point clouds (``previews``: name -> (N,3)); TensorBoard the contact sheet."""
-    from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
+    the contact sheet and 3D point clouds (``previews``: name -> (N,3)); TensorBoard the contact sheet and clouds
+    (pictures and shapes through shapelab/dashboards.py)."""
+    from pytorch_lightning.loggers import WandbLogger
 
     scalars = {f"eval/{split}/{name}": value for name, value in summary["mean_over_classes"].items()
                if not math.isnan(value)}
     scalars[f"eval/{split}/num_failed"] = summary["num_failed"]
-    image = imread(sheet)[..., :3] if sheet is not None else None
     for logger in loggers or []:
         logger.log_metrics(scalars)
         if isinstance(logger, WandbLogger):
-            import wandb
-
             logger.log_table(key=f"eval/{split}/per_shape", columns=columns,
                              data=[[row[column] for column in columns] for row in rows])
-            if sheet is not None:
-                logger.log_image(key=f"eval/{split}/contact_sheet", images=[str(sheet)])
-            logger.experiment.log({f"eval/{split}/3d/{name}": wandb.Object3D(points) for name, points in previews.items()})
-        elif isinstance(logger, TensorBoardLogger) and image is not None:
-            logger.experiment.add_image(f"eval/{split}/contact_sheet", image, dataformats="HWC")
+    if sheet is not None:
+        log_image(loggers, f"eval/{split}/contact_sheet", np.asarray(Image.open(sheet).convert("RGB")))
+    log_shapes(loggers, f"eval/{split}/3d", previews)
+    for logger in loggers or []:
         logger.save()
 
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import trimesh
 
 from shapelab.errors import ShapelabError
 from shapelab.evaluation.ground_truth import MissingGroundTruth, ShapeGroundTruth
 from shapelab.geometry.axes import rotation_warning
 from shapelab.geometry.farthest_points import capnet_reference_points
+from shapelab.geometry.sampling import sample_surface
 from shapelab.metrics.chamfer import chamfer_capnet, chamfer_deepsdf, chamfer_drwr, chamfer_occnet
 from shapelab.metrics.emd import emd_capnet
 from shapelab.metrics.fscore import fscore
@@ -104,8 +104,7 @@ def prediction_samples(recon: Reconstruction, count: int, seed: int) -> tuple[np
     if is_empty(recon):
         return np.zeros((0, 3)), np.zeros((0, 3)) if recon.mesh is not None else None
     if recon.mesh is not None:
-        points, faces = trimesh.sample.sample_surface(recon.mesh, count, seed=seed)
-        return np.asarray(points, dtype=np.float64), recon.mesh.face_normals[faces]
+        return sample_surface(recon.mesh, count, np.random.default_rng(seed))
     points = np.asarray(recon.points, dtype=np.float64)
     return points[np.isfinite(points).all(axis=1)], None
 

@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 import torch
 from shapelab.geometry.extraction import extract_mesh
-from shapelab.geometry.isosurface import SurfaceTracker, differentiable_vertices, sample_surface
+from shapelab.geometry.isosurface import (
+    SurfaceTracker,
+    differentiable_surface_samples,
+    differentiable_vertices,
+)
 
 RESOLUTION = 64
 
@@ -113,7 +117,7 @@ def test_gradient_reaches_network_weights_and_latent():
 def test_surface_samples_lie_on_the_mesh_and_carry_gradients():
     mesh = extract_mesh(lambda p: p.norm(dim=-1) - 0.5, 32).mesh
     vertices = torch.tensor(mesh.vertices, requires_grad=True)
-    points = sample_surface(vertices, torch.tensor(mesh.faces), 5000, torch.Generator().manual_seed(1))
+    points = differentiable_surface_samples(vertices, torch.tensor(mesh.faces), 5000, torch.Generator().manual_seed(1))
     assert points.shape == (5000, 3)
     assert (points.norm(dim=-1) - 0.5).abs().max() < 5e-3
     assert points.mean(0).abs().max() < 0.03  # area-uniform

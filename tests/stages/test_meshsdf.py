@@ -10,6 +10,7 @@ import pytest
 import torch
 import trimesh
 from omegaconf import OmegaConf
+from pytorch_lightning.loggers import TensorBoardLogger
 from shapelab.datamodules.formats.deepsdf import write_normalization, write_surface_samples
 from shapelab.losses.meshsdf import MeshSDFLoss
 from shapelab.models.latent_optimisation import LatentFitSchedule
@@ -30,6 +31,7 @@ from shapelab.stages.meshsdf import (
 from torch import nn
 
 from shapelab.errors import ShapelabError
+from tests.conftest import event_tags
 
 
 class SphereDecoder(nn.Module):
@@ -181,7 +183,8 @@ def test_stage_runs_from_a_checkpoint_and_logs_meshes(tmp_path):
         log_every=2,
     )
     cfg = OmegaConf.create({"paths": {"output_dir": str(tmp_path / "out")}, "model": {"decoder": None}})
-    metrics = stage.run(StageRun(cfg, TinySdfData(tmp_path / "data"), [], tmp_path / "out"))
+    tensorboard = TensorBoardLogger(str(tmp_path / "out"), name="tensorboard", version="")
+    metrics = stage.run(StageRun(cfg, TinySdfData(tmp_path / "data"), [tensorboard], tmp_path / "out"))
     assert set(metrics) == {f"meshsdf/{k}_{w}" for k in ("chamfer", "iou") for w in ("before", "after")}
     assert metrics["meshsdf/iou_after"] > 0.5  # the fitted sphere, radius 0.5 in the deepsdf frame
     out = tmp_path / "out" / "meshsdf"
@@ -192,4 +195,6 @@ def test_stage_runs_from_a_checkpoint_and_logs_meshes(tmp_path):
         "iter_0000.ply",
         "iter_0002.ply",
     }
-    assert any((tmp_path / "out" / "tensorboard" / "meshsdf").iterdir())
+    tags = event_tags(tmp_path / "out" / "tensorboard")  # the run's logger, not a writer of the stage's own
+    assert {"meshsdf/s_a/mesh_VERTEX", "meshsdf/s_a/mesh_FACE", "meshsdf/s_a/silhouette_vs_target"} <= tags["tensors"] | tags[
+        "images"]

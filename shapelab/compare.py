@@ -2,7 +2,9 @@
 
 Reads only what every run writes locally (``.hydra/config.yaml``, ``csv/metrics.csv`` from the CSV
 logger, ``eval/<split>/summary.json`` from evaluation), so it needs no
-account and no network. Writes ``report.md`` + PNG plots and a self-contained ``report.html``.
+account and no network. Writes ``report.md`` + PNG plots and a self-contained ``report.html``, which also
+holds an interactive 3D view (plotly, embedded) of the first test shapes: the ground truth the evaluation
+saved and each run's reconstruction (``shapelab/evaluation/shape_view.py``).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import matplotlib.pyplot as plt
 from omegaconf import OmegaConf
 
 from shapelab.errors import ShapelabError
+from shapelab.evaluation.shape_view import compare_rows, shape_view_div
 
 # shown only when asked for with --metrics (the main table stays readable)
 SECONDARY_EVAL_METRICS = {"accuracy_occnet", "completeness_occnet", "precision_1pct", "recall_1pct",
@@ -173,7 +176,7 @@ def plot_categories(runs: list[Run], metrics: list[str], path: Path) -> Path | N
     return path
 
 
-def _html(markdown_body: str, images: list[Path]) -> str:
+def _html(markdown_body: str, images: list[Path], view: str = "") -> str:
     rows = [line for line in markdown_body.splitlines() if line.startswith("|") and not line.startswith("|---")]
     table = "".join(
         "<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{c.strip()}</{'th' if i == 0 else 'td'}>"
@@ -187,7 +190,7 @@ def _html(markdown_body: str, images: list[Path]) -> str:
     style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:4px 8px}img{max-width:100%}")
     return f"<!doctype html><html><head><meta charset='utf-8'><title>shapelab comparison</title><style>{style}</style></head>" \
-           f"<body><h1>shapelab comparison</h1><table>{table}</table>{pictures}</body></html>"
+           f"<body><h1>shapelab comparison</h1><table>{table}</table>{pictures}{view}</body></html>"
 
 
 def compare(patterns: list[str], out_dir: Path, metrics: list[str] | None = None, split: str = "test") -> Path:
@@ -211,6 +214,10 @@ def compare(patterns: list[str], out_dir: Path, metrics: list[str] | None = None
     ) if p is not None]
     body = f"# shapelab comparison\n\n{len(runs)} runs ({sum(r.failed for r in runs)} failed).\n\n{table}\n\n"
     body += "".join(f"![{p.stem}]({p.name})\n\n" for p in images)
+    rows = compare_rows({r.name: r.path for r in runs}, split)
+    if rows:
+        body += f"3D view of {len(rows)} test shapes (ground truth and each run): report.html\n"
+    view = f"<h2>3D view: ground truth and each run (drag to turn)</h2>{shape_view_div(rows)}" if rows else ""
     (out_dir / "report.md").write_text(body)
-    (out_dir / "report.html").write_text(_html(table, images))
+    (out_dir / "report.html").write_text(_html(table, images, view))
     return out_dir / "report.md"

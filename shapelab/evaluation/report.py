@@ -20,6 +20,7 @@ from shapelab.evaluation.collect import ResultsFile
 from shapelab.evaluation.ground_truth import GroundTruthSource
 from shapelab.evaluation.reconstruct import load_prediction
 from shapelab.evaluation.scoring import MetricInfo
+from shapelab.evaluation.shape_view import write_evaluation_view
 from shapelab.metrics.chamfer import normalise_capnet
 from shapelab.renderers.thumbnail import render_mesh_thumbnail
 
@@ -180,6 +181,7 @@ def write_all(out_dir: Path, summary: dict, results: ResultsFile, columns: dict[
     write_markdown_table(out_dir / "metrics.md", summary, columns)
     pairs = _previews(results, truth_source, out_dir, contact_sheet_shapes) if contact_sheet_shapes else {}
     sheet = contact_sheet(out_dir / "contact_sheet.png", pairs)
+    write_evaluation_view(out_dir, pairs, {row["model_id"]: row["synset"] for row in results.rows.values()})
     previews = {f"{category}_{model_id}": pred for category, items in pairs.items() for model_id, _, pred, _ in items}
     rows = list(results.rows.values())
     log_to_dashboards(loggers, split, summary, rows, results.columns, sheet, previews)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from shapelab.datamodules.synthetic import CATEGORIES, generate_shape
 from shapelab.geometry.inside import signed_distance
-from shapelab.geometry.normalization import deepsdf_normalization
+from shapelab.geometry.normalisation import deepsdf_normalisation
 from shapelab.geometry.sampling import deepsdf_query_points, sample_surface
 from shapelab.losses.deepsdf import clamped_l1
 from shapelab.losses.meshsdf import MeshSDFLoss
@@ -36,7 +36,7 @@ from torch import nn
 def built_in_shape(synset: str, index: int, num_samples: int, rng: np.random.Generator):
     """(ShapeTarget in the deepsdf frame, SDF samples xyz (S, 3), sdf (S,)) of a built-in shape."""
     mesh = generate_shape(synset, index, seed=0)
-    offset, scale = deepsdf_normalization(mesh.vertices)
+    offset, scale = deepsdf_normalisation(mesh.vertices)
     mesh.vertices = (mesh.vertices + offset) * scale
     surface = sample_surface(mesh, 30000, rng)[0]
     xyz = deepsdf_query_points(surface, num_samples, rng)

@@ -34,7 +34,7 @@ from shapelab.datamodules.common import (
 )
 from shapelab.datamodules.formats.occnet import read_cameras, read_pointcloud
 from shapelab.geometry.farthest_points import capnet_reference_points
-from shapelab.renderers.cameras import extrinsics_for_normalized_frame
+from shapelab.renderers.cameras import extrinsics_for_normalised_frame
 
 from shapelab.errors import ShapelabError
 
@@ -80,7 +80,7 @@ class MultiViewDataset(OccnetLayoutDataset):
         cameras = read_cameras(view_dir / "cameras.npz")
         pixel_scale = np.diag([self.mask_size / input_view.width, self.mask_size / input_view.height, 1.0])
         K = np.stack([pixel_scale @ cameras[v][0] for v in chosen])
-        Rt = np.stack([extrinsics_for_normalized_frame(cameras[v][1], loc, scale) for v in chosen])
+        Rt = np.stack([extrinsics_for_normalised_frame(cameras[v][1], loc, scale) for v in chosen])
         item = {
             "image": image_tensor(input_view, self.image_size),
             "masks": torch.from_numpy(masks.astype(np.float32)),

@@ -45,7 +45,7 @@ from shapelab.datamodules.formats import deepsdf, occnet
 from shapelab.datamodules.formats.validation import atomic_write
 from shapelab.geometry.axes import AXES, to_axes
 from shapelab.geometry.inside import METHODS, occupancy, resolve_method, signed_distance
-from shapelab.geometry.normalization import deepsdf_normalization, occnet_normalization
+from shapelab.geometry.normalisation import deepsdf_normalisation, occnet_normalisation
 from shapelab.geometry.raycast import render_view
 from shapelab.geometry.sampling import (
     DEEPSDF_TEST_VARIANCES,
@@ -55,12 +55,12 @@ from shapelab.geometry.sampling import (
     sample_surface,
     uniform_cube_points,
     voxel_centres,
-    voxelize,
+    voxelise,
 )
 from shapelab.renderers.cameras import (
     choy2016_extrinsics,
     choy2016_intrinsics,
-    extrinsics_for_normalized_frame,
+    extrinsics_for_normalised_frame,
     sample_choy2016_views,
 )
 from tqdm import tqdm
@@ -243,7 +243,7 @@ class ShapeWriter:
         self.test_sampling = test_split and options["test_sdf_samples"] > 0
         sdf_root = out_root / "deepsdf"
         self.sdf_file = sdf_root / "SdfSamples" / name / shape.synset / f"{shape.model_id}.npz"
-        self.normalization_file = (
+        self.normalisation_file = (
             sdf_root / "NormalizationParameters" / name / shape.synset / f"{shape.model_id}.npz"
         )
         self.surface_file = sdf_root / "SurfaceSamples" / name / shape.synset / f"{shape.model_id}.ply"
@@ -255,7 +255,7 @@ class ShapeWriter:
         """Every file the given formats write for this shape."""
         files = []
         if "deepsdf" in formats:
-            files += [self.sdf_file, self.normalization_file, self.surface_file]
+            files += [self.sdf_file, self.normalisation_file, self.surface_file]
         if "occnet" in formats:
             files += [self.occnet_dir / name for name in ("points.npz", "pointcloud.npz", "voxels.npz")]
         if "renderings" in formats:
@@ -363,7 +363,7 @@ class ShapeWriter:
 
     def write_deepsdf(self, mesh: trimesh.Trimesh) -> None:
         opts, rng, options = self.options, self.rng("deepsdf"), self.inside_options(mesh)
-        offset, scale = deepsdf_normalization(mesh.vertices)
+        offset, scale = deepsdf_normalisation(mesh.vertices)
         deepsdf.write_surface_samples(self.surface_file, self.surface(mesh, opts["surface_samples"], rng)[0])
         source = self.surface(mesh, opts["sdf_source_points"], rng)[0]
         count, variances = (
@@ -376,11 +376,11 @@ class ShapeWriter:
         sdf = signed_distance(mesh, query / scale - offset, surface_points=outer, **options) * scale
         rows = np.column_stack([query, sdf]).astype(np.float32)
         deepsdf.write_sdf_samples(self.sdf_file, rows[sdf > 0], rows[sdf <= 0])
-        deepsdf.write_normalization(self.normalization_file, offset, scale)
+        deepsdf.write_normalisation(self.normalisation_file, offset, scale)
 
     def write_occnet(self, mesh: trimesh.Trimesh) -> None:
         opts, rng = self.options, self.rng("occnet")
-        loc, scale = occnet_normalization(mesh.vertices)
+        loc, scale = occnet_normalisation(mesh.vertices)
         surface, normals = self.surface(mesh, opts["pointcloud_points"], rng)
         surface = (surface - loc) / scale
         points = uniform_cube_points(opts["occ_points"], rng)
@@ -389,7 +389,7 @@ class ShapeWriter:
         inside = occupancy(mesh, queries, **self.inside_options(mesh))
         occnet.write_pointcloud(self.occnet_dir / "pointcloud.npz", surface, normals, loc, scale)
         occnet.write_voxels(
-            self.occnet_dir / "voxels.npz", voxelize(inside[len(points) :], surface, resolution)
+            self.occnet_dir / "voxels.npz", voxelise(inside[len(points) :], surface, resolution)
         )
         occnet.write_points(self.occnet_dir / "points.npz", points, inside[: len(points)], loc, scale)
 
@@ -403,7 +403,7 @@ class ShapeWriter:
             sample_choy2016_views(opts["views"], self.rng("views"))
         ):
             # camera placed around the unit-diagonal frame, expressed for the original frame
-            Rt = extrinsics_for_normalized_frame(
+            Rt = extrinsics_for_normalised_frame(
                 choy2016_extrinsics(azimuth, elevation, distance), -centre / diagonal, 1.0 / diagonal
             )
             view = render_view(mesh, K, Rt, opts["image_size"], opts["image_size"])

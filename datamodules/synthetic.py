@@ -267,7 +267,7 @@ def union(parts: list[trimesh.Trimesh]) -> trimesh.Trimesh:
     return trimesh.boolean.union(parts, engine="manifold")
 
 
-def normalize_like_shapenet_v2(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+def normalise_like_shapenet_v2(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     """Centre the bounding box at the origin and scale its diagonal to 1 (ShapeNetCore v2 normalisation)."""
     low, high = mesh.bounds
     mesh.apply_translation(-(low + high) / 2)
@@ -283,7 +283,7 @@ def model_id(synset: str, index: int, seed: int) -> str:
 def generate_shape(synset: str, index: int, seed: int) -> trimesh.Trimesh:
     """The watertight mesh of shape ``index`` of category ``synset`` for ``seed``."""
     rng = np.random.default_rng([seed, int(synset), index])
-    return normalize_like_shapenet_v2(union(MAKERS[synset](rng)))
+    return normalise_like_shapenet_v2(union(MAKERS[synset](rng)))
 
 
 def write_raw_dataset(

@@ -5,7 +5,7 @@
 - "occnet": unit cube [-0.5, 0.5]^3, ``occnet = (original - loc) / scale`` (loc/scale of points.npz).
 
 Every conversion in the framework (ground truth, predictions, preprocessing, stages) goes through these
-functions; the parameters themselves come from `geometry.normalization` (computed) or the data files (read).
+functions; the parameters themselves come from `geometry.normalisation` (computed) or the data files (read).
 """
 from __future__ import annotations
 

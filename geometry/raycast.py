@@ -42,7 +42,7 @@ def render_view(
     Rt: np.ndarray,
     width: int,
     height: int,
-    color: tuple[float, float, float] = (0.55, 0.6, 0.7),
+    colour: tuple[float, float, float] = (0.55, 0.6, 0.7),
 ) -> RenderedView:
     """Render one view of ``mesh`` (in the frame Rt expects) by casting one ray per pixel."""
     origins, directions = camera_rays(K, Rt, width, height)
@@ -52,7 +52,7 @@ def render_view(
     lambert = np.abs(np.einsum("ij,ij->i", mesh.face_normals[face_index], directions[ray_index]))
     shade = AMBIENT + (1.0 - AMBIENT) * lambert
     rgb = np.full((width * height, 3), BACKGROUND, dtype=np.uint8)
-    rgb[ray_index] = np.clip(255.0 * shade[:, None] * np.asarray(color), 0, 255).astype(np.uint8)
+    rgb[ray_index] = np.clip(255.0 * shade[:, None] * np.asarray(colour), 0, 255).astype(np.uint8)
     mask = np.isfinite(depth)
     return RenderedView(
         rgb.reshape(height, width, 3), mask.reshape(height, width), depth.reshape(height, width)

@@ -71,7 +71,7 @@ def voxel_centres(resolution: int) -> np.ndarray:
     return np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
 
 
-def voxelize(inside_centres: np.ndarray, surface_points: np.ndarray, resolution: int) -> np.ndarray:
+def voxelise(inside_centres: np.ndarray, surface_points: np.ndarray, resolution: int) -> np.ndarray:
     """(R, R, R) bool solid voxels, like binvox's: a cell is filled when its centre is inside
     (``inside_centres`` (R^3,) from :func:`voxel_centres`) or when a surface sample (unit-cube frame) falls
     in it, so thin parts thinner than a cell survive."""

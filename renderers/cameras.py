@@ -8,7 +8,7 @@ OccNet's ``img_choy2016/cameras.npz`` (``camera_mat_i`` 3x3, ``world_mat_i`` 3x4
 convention: ``camera_mat`` is a pixel matrix for the 137x137 image (f = 149.84375 = 137 * 35 mm / 32 mm,
 c = 68.5) and ``world_mat`` maps the shape's *original* frame (``occnet_points * scale + loc``) to the camera.
 tests/renderers/test_cameras.py checks this by projecting the real pointcloud.npz onto img_choy2016.
-Use :func:`extrinsics_for_normalized_frame` to project points given in the OccNet unit-cube frame.
+Use :func:`extrinsics_for_normalised_frame` to project points given in the OccNet unit-cube frame.
 
 Choy et al. 2016 (3D-R2N2) placement: the camera looks at the origin from azimuth ``a`` (degrees, about
 the world y axis, which is up), elevation ``e`` (degrees) and distance ``d``, at position
@@ -93,7 +93,7 @@ def sample_choy2016_views(
     return np.stack([azimuth, elevation, distance], axis=1)
 
 
-def extrinsics_for_normalized_frame(Rt: np.ndarray, loc: np.ndarray, scale: float) -> np.ndarray:
+def extrinsics_for_normalised_frame(Rt: np.ndarray, loc: np.ndarray, scale: float) -> np.ndarray:
     """Rt (3, 4) for the original frame -> Rt' (3, 4) for points in the OccNet frame ``(x - loc) / scale``.
 
     ``R (s p + loc) + t = s (R p + (R loc + t) / s)``: the same pixels, camera-space depth divided by ``s``.

@@ -63,7 +63,7 @@ def pixel_face_pairs(triangles: torch.Tensor, height: int, width: int, reach: fl
     return pixel, face
 
 
-def rasterize_soft_silhouette(
+def rasterise_soft_silhouette(
     triangles: torch.Tensor, height: int, width: int, sigma: float = 1.0, max_pairs: int = 1 << 21,
     aggregation: str = "softras",
 ) -> torch.Tensor:
@@ -115,7 +115,7 @@ def soft_silhouette(
         max_pairs: memory bound, pixel-face pairs evaluated at once.
         cull_backfaces: drop faces turned away from the camera (outward-oriented faces assumed);
             for a closed mesh the hard silhouette is unchanged and the cost halves.
-        aggregation: "softras" or "nearest_outside", see `rasterize_soft_silhouette`.
+        aggregation: "softras" or "nearest_outside", see `rasterise_soft_silhouette`.
     Returns:
         (V, H, W) silhouettes in [0, 1].
     """
@@ -130,7 +130,7 @@ def soft_silhouette(
             normals = torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
             camera_centre = -rotation.detach().T @ translation.detach()
             kept = faces[((camera_centre - corners.mean(1)) * normals).sum(-1) > 0]
-        images.append(rasterize_soft_silhouette(view[kept], height, width, sigma, max_pairs, aggregation))
+        images.append(rasterise_soft_silhouette(view[kept], height, width, sigma, max_pairs, aggregation))
     return torch.stack(images)
 
 

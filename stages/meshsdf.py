@@ -333,7 +333,7 @@ def load_targets(datamodule, split: str, max_shapes: int | None) -> list[ShapeTa
             raise ShapelabError(f"{raw}: missing; the meshsdf stage needs the raw meshes of the {split} split "
                                 "(ShapeNetCore v2 layout under <data_dir>/<name>/raw)")
         truth = source.load(synset, model_id)
-        if truth.surface is None or truth.normalization is None:
+        if truth.surface is None or truth.normalisation is None:
             raise ShapelabError(f"{datamodule.format_dir('deepsdf')}: no SurfaceSamples or NormalizationParameters "
                                 f"for {synset}/{model_id}; run preprocess.py for the {split} split")
         mesh = trimesh.load(raw, force="mesh", process=False)

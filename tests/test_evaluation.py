@@ -84,7 +84,7 @@ def dataset_root(tmp_path_factory) -> Path:
         surface, _ = sphere_points(GT_RADIUS, 5000, seed=100 + index)
         deepsdf_format.write_surface_samples(
             root / "deepsdf" / "SurfaceSamples" / "tiny" / synset / f"{model_id}.ply", surface * OCC_SCALE + LOC)
-        deepsdf_format.write_normalization(
+        deepsdf_format.write_normalisation(
             root / "deepsdf" / "NormalizationParameters" / "tiny" / synset / f"{model_id}.npz", OFFSET, SDF_SCALE)
     return data_dir
 

@@ -61,7 +61,7 @@ def test_preprocess_writes_correct_formats_and_reports_bad_meshes(compose_cfg, m
     assert "degenerate" in str(summary)
 
     # DeepSDF: unit-sphere frame, sdf = |p| - r' with the sign of the analytic sphere
-    offset, scale = deepsdf.read_normalization(out / "deepsdf/NormalizationParameters/tiny/round/sphere.npz")
+    offset, scale = deepsdf.read_normalisation(out / "deepsdf/NormalizationParameters/tiny/round/sphere.npz")
     np.testing.assert_allclose(offset, 0, atol=1e-6)
     assert scale == pytest.approx(1 / (1.03 * RADIUS), rel=1e-5)
     pos, neg = deepsdf.read_sdf_samples(out / "deepsdf/SdfSamples/tiny/round/sphere.npz")

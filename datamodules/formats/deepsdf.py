@@ -58,18 +58,18 @@ def read_sdf_samples(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return pos.astype(np.float32), neg.astype(np.float32)
 
 
-def write_normalization(path: str | Path, offset: np.ndarray, scale: float) -> Path:
+def write_normalisation(path: str | Path, offset: np.ndarray, scale: float) -> Path:
     """Write NormalizationParameters: ``offset`` (3,), ``scale`` (1,), float32 as the original."""
     offset = np.asarray(offset, dtype=np.float32).reshape(3)
     scale_array = np.asarray([scale], dtype=np.float32)
     if not (np.isfinite(offset).all() and np.isfinite(scale_array).all() and scale_array[0] > 0):
         raise ShapelabError(
-            f"{path}: normalization offset/scale must be finite with scale > 0; fix the caller"
+            f"{path}: normalisation offset/scale must be finite with scale > 0; fix the caller"
         )
     return save_npz(path, offset=offset, scale=scale_array)
 
 
-def read_normalization(path: str | Path) -> tuple[np.ndarray, float]:
+def read_normalisation(path: str | Path) -> tuple[np.ndarray, float]:
     """Read NormalizationParameters -> (offset (3,) float64, scale float)."""
     arrays = load_npz(path, ("offset", "scale"))
     offset = check_array(path, "offset", arrays["offset"].reshape(-1), (3,))

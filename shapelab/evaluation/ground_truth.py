@@ -22,20 +22,20 @@ class ShapeGroundTruth:
 
     pointcloud: occnet pointcloud.npz (points, normals (N,3) occnet frame, loc, scale);
     occupancy: occnet points.npz (points (T,3) occnet frame, occupancies (T,) bool, loc, scale);
-    surface: DeepSDF SurfaceSamples (N,3) in original units; normalization: DeepSDF (offset (3,), scale).
+    surface: DeepSDF SurfaceSamples (N,3) in original units; normalisation: DeepSDF (offset (3,), scale).
     """
 
     pointcloud: dict | None = None
     occupancy: dict | None = None
     surface: np.ndarray | None = None
-    normalization: tuple[np.ndarray, float] | None = None
+    normalisation: tuple[np.ndarray, float] | None = None
 
     @property
     def frames(self) -> ShapeFrames:
         """The shape's frame parameters: occnet from pointcloud.npz or points.npz, deepsdf from NormalizationParameters."""
         occnet = next(((np.asarray(source["loc"], dtype=np.float64), float(source["scale"]))
                        for source in (self.pointcloud, self.occupancy) if source is not None), None)
-        return ShapeFrames(deepsdf=self.normalization, occnet=occnet)
+        return ShapeFrames(deepsdf=self.normalisation, occnet=occnet)
 
     def convert(self, points: np.ndarray, source: str, target: str) -> np.ndarray:
         """(N,3) points from frame ``source`` to frame ``target`` (MissingGroundTruth without the parameters)."""
@@ -85,9 +85,9 @@ class GroundTruthSource:
                 truth.occupancy = occnet_format.read_points(shape_dir / "points.npz")
         if self.deepsdf_root is not None:
             surface = self.deepsdf_root / "SurfaceSamples" / self.dataset_name / synset / f"{model_id}.ply"
-            normalization = self.deepsdf_root / "NormalizationParameters" / self.dataset_name / synset / f"{model_id}.npz"
+            normalisation = self.deepsdf_root / "NormalizationParameters" / self.dataset_name / synset / f"{model_id}.npz"
             if surface.is_file():
                 truth.surface = deepsdf_format.read_surface_samples(surface)
-            if normalization.is_file():
-                truth.normalization = deepsdf_format.read_normalization(normalization)
+            if normalisation.is_file():
+                truth.normalisation = deepsdf_format.read_normalisation(normalisation)
         return truth

@@ -35,9 +35,9 @@ def test_sdf_samples_nan_rows_are_dropped_with_warning(tmp_path):
     np.testing.assert_array_equal(got_pos, np.delete(pos, 3, axis=0))
 
 
-def test_normalization_surface_and_split_round_trip(tmp_path):
-    deepsdf.write_normalization(tmp_path / "n.npz", [0.1, -0.2, 0.3], 1.5)
-    offset, scale = deepsdf.read_normalization(tmp_path / "n.npz")
+def test_normalisation_surface_and_split_round_trip(tmp_path):
+    deepsdf.write_normalisation(tmp_path / "n.npz", [0.1, -0.2, 0.3], 1.5)
+    offset, scale = deepsdf.read_normalisation(tmp_path / "n.npz")
     np.testing.assert_allclose(offset, [0.1, -0.2, 0.3], rtol=1e-6)
     assert scale == pytest.approx(1.5) and isinstance(scale, float)
     with np.load(tmp_path / "n.npz") as raw:

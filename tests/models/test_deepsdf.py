@@ -354,7 +354,7 @@ def tiny_sdf_dataset(tmp_path):
             rows = torch.cat([xyz, sdf[:, None]], dim=1).numpy()
             fmt.write_sdf_samples(root / "SdfSamples" / "tiny" / CHAIR / f"{model_id}.npz",
                                   rows[rows[:, 3] > 0], rows[rows[:, 3] <= 0])
-            fmt.write_normalization(root / "NormalizationParameters" / "tiny" / CHAIR / f"{model_id}.npz",
+            fmt.write_normalisation(root / "NormalizationParameters" / "tiny" / CHAIR / f"{model_id}.npz",
                                     np.zeros(3), 1.0)
             fmt.write_surface_samples(root / "SurfaceSamples" / "tiny" / CHAIR / f"{model_id}.ply",
                                       trimesh.creation.icosphere(3, 0.6).sample(2000))

@@ -36,7 +36,7 @@ def test_occnet_cameras_project_pointcloud_onto_the_object(shared_data, shape):
         )
         assert pixel_hits(cameras.project(original, K, Rt), foreground) > 0.99
         # the same pixels from the normalised (unit-cube) frame
-        Rt_unit = cameras.extrinsics_for_normalized_frame(Rt, cloud["loc"], cloud["scale"])
+        Rt_unit = cameras.extrinsics_for_normalised_frame(Rt, cloud["loc"], cloud["scale"])
         np.testing.assert_allclose(
             cameras.project(cloud["points"][::20], K, Rt_unit), cameras.project(original, K, Rt), atol=1e-3
         )

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from shapelab.renderers.cameras import extrinsics_for_normalized_frame, occnet_to_opencv
+from shapelab.renderers.cameras import extrinsics_for_normalised_frame, occnet_to_opencv
 from shapelab.renderers.gaussian_projection import GaussianProjection, gaussian_splat
 from shapelab.renderers.point_projection import PointProjection, project_points
 
@@ -91,7 +91,7 @@ def shared_views(shapenet_dir, view_ids):
     for i in view_ids:
         K, Rt = occnet_to_opencv(cams[f"camera_mat_{i}"], cams[f"world_mat_{i}"])
         Ks.append(K)
-        Rts.append(extrinsics_for_normalized_frame(Rt, loc, scale))
+        Rts.append(extrinsics_for_normalised_frame(Rt, loc, scale))
         image = np.asarray(Image.open(shapenet_dir / "img_choy2016" / f"{i:03d}.jpg").convert("L"))
         masks.append(image < 245)  # white background
     return cloud["points"].astype(np.float64), np.stack(Ks), np.stack(Rts), np.stack(masks)

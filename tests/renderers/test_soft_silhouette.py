@@ -9,7 +9,7 @@ import pytest
 import torch
 import trimesh
 from shapelab.renderers.cameras import look_at_origin
-from shapelab.renderers.soft_silhouette import SoftSilhouette, rasterize_soft_silhouette, soft_silhouette
+from shapelab.renderers.soft_silhouette import SoftSilhouette, rasterise_soft_silhouette, soft_silhouette
 
 
 def point_segment_distance(p, a, b):
@@ -60,15 +60,15 @@ def sphere_views(image_size: int = 64, subdivisions: int = 3):
 def test_matches_loop_reference_including_culling_and_chunking():
     triangles = random_triangles(4, 12, seed=0)
     for sigma in (0.5, 3.0):
-        ours = rasterize_soft_silhouette(triangles, 12, 12, sigma=sigma, max_pairs=50)
+        ours = rasterise_soft_silhouette(triangles, 12, 12, sigma=sigma, max_pairs=50)
         reference = reference_silhouette(triangles.numpy(), 12, 12, sigma)
         assert np.abs(ours.numpy() - reference).max() < 1e-5
 
 
 def test_chunks_do_not_change_the_image():
     triangles = random_triangles(30, 40, seed=1)
-    a = rasterize_soft_silhouette(triangles, 40, 40, sigma=1.0, max_pairs=1 << 22)
-    b = rasterize_soft_silhouette(triangles, 40, 40, sigma=1.0, max_pairs=777)
+    a = rasterise_soft_silhouette(triangles, 40, 40, sigma=1.0, max_pairs=1 << 22)
+    b = rasterise_soft_silhouette(triangles, 40, 40, sigma=1.0, max_pairs=777)
     assert torch.allclose(a, b, atol=1e-6)
 
 
@@ -94,7 +94,7 @@ def test_high_sharpness_matches_hard_rasterisation(cull_backfaces, aggregation):
 def test_gradients_match_finite_differences(aggregation):
     triangles = random_triangles(2, 8, seed=3).requires_grad_(True)
     assert torch.autograd.gradcheck(
-        lambda t: rasterize_soft_silhouette(t, 8, 8, sigma=2.0, max_pairs=50, aggregation=aggregation),
+        lambda t: rasterise_soft_silhouette(t, 8, 8, sigma=2.0, max_pairs=50, aggregation=aggregation),
         (triangles,),
         eps=1e-6,
         atol=1e-6,
@@ -141,12 +141,12 @@ def test_gradients_move_the_mesh_towards_a_larger_target():
 
 
 def test_empty_mesh_renders_background():
-    image = rasterize_soft_silhouette(torch.zeros(0, 3, 2), 5, 6)
+    image = rasterise_soft_silhouette(torch.zeros(0, 3, 2), 5, 6)
     assert image.shape == (5, 6) and image.abs().sum() == 0
 
 
 @pytest.mark.parametrize("sigma", [0.1, 1.0])
 def test_far_from_mesh_is_background(sigma):
     triangle = torch.tensor([[[2.0, 2.0], [6.0, 2.0], [2.0, 6.0]]])
-    image = rasterize_soft_silhouette(triangle, 32, 32, sigma=sigma)
+    image = rasterise_soft_silhouette(triangle, 32, 32, sigma=sigma)
     assert image[20:, 20:].max() < 1e-6 and image[2, 2] > 0.3

@@ -11,7 +11,7 @@ import torch
 import trimesh
 from omegaconf import OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
-from shapelab.datamodules.formats.deepsdf import write_normalization, write_surface_samples
+from shapelab.datamodules.formats.deepsdf import write_normalisation, write_surface_samples
 from shapelab.losses.meshsdf import MeshSDFLoss
 from shapelab.models.latent_optimisation import LatentFitSchedule
 from shapelab.models.networks.deepsdf_decoder import DeepSDFDecoder
@@ -154,7 +154,7 @@ class TinySdfData:
         raw.parent.mkdir(parents=True)
         mesh.export(raw)
         deepsdf = self.format_dir("deepsdf")
-        write_normalization(deepsdf / "NormalizationParameters" / "tiny" / "s" / "a.npz", np.zeros(3), 2.0)
+        write_normalisation(deepsdf / "NormalizationParameters" / "tiny" / "s" / "a.npz", np.zeros(3), 2.0)
         write_surface_samples(deepsdf / "SurfaceSamples" / "tiny" / "s" / "a.ply", mesh.sample(2000, seed=0))
 
     def split_shapes(self, split):

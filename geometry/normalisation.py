@@ -13,7 +13,7 @@ import numpy as np
 DEEPSDF_BUFFER = 1.03
 
 
-def deepsdf_normalization(vertices: np.ndarray) -> tuple[np.ndarray, float]:
+def deepsdf_normalisation(vertices: np.ndarray) -> tuple[np.ndarray, float]:
     """vertices (V, 3) -> (offset (3,), scale) of the DeepSDF unit-sphere frame."""
     vertices = np.asarray(vertices, dtype=np.float64)
     centre = (vertices.min(axis=0) + vertices.max(axis=0)) / 2.0
@@ -21,7 +21,7 @@ def deepsdf_normalization(vertices: np.ndarray) -> tuple[np.ndarray, float]:
     return -centre, float(1.0 / radius)
 
 
-def occnet_normalization(vertices: np.ndarray, padding: float = 0.0) -> tuple[np.ndarray, float]:
+def occnet_normalisation(vertices: np.ndarray, padding: float = 0.0) -> tuple[np.ndarray, float]:
     """vertices (V, 3) -> (loc (3,), scale) of the OccNet unit-cube frame (``padding`` as OccNet's bbox_padding)."""
     vertices = np.asarray(vertices, dtype=np.float64)
     low, high = vertices.min(axis=0), vertices.max(axis=0)

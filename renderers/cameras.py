@@ -116,3 +116,47 @@ def project(points, K, Rt):
     points must be in front of the camera (z > 0)."""
     homogeneous = to_camera(points, Rt) @ K.mT
     return homogeneous[..., :2] / homogeneous[..., 2:3]
+
+
+# COLMAP camera models (Schönberger & Frahm 2016; COLMAP's src/colmap/sensor/models.h): parameter order,
+# and which are pinhole (no distortion). COLMAP's image coordinates put the centre of the top-left pixel at
+# (0.5, 0.5) and its poses are world -> camera with x right, y down, z forward, as OpenCV: a COLMAP pose
+# (``Image.cam_from_world().matrix()``) is an OpenCV Rt as it is, only the intrinsics need converting.
+COLMAP_MODEL_PARAMS = {
+    "SIMPLE_PINHOLE": ("f", "cx", "cy"),
+    "PINHOLE": ("fx", "fy", "cx", "cy"),
+    "SIMPLE_RADIAL": ("f", "cx", "cy", "k"),
+    "OPENCV": ("fx", "fy", "cx", "cy", "k1", "k2", "p1", "p2"),
+}
+COLMAP_PINHOLE_MODELS = ("SIMPLE_PINHOLE", "PINHOLE")
+
+
+def colmap_to_opencv_intrinsics(model: str, params) -> tuple[np.ndarray, np.ndarray]:
+    """COLMAP camera ``model`` name and ``params`` (its order, see COLMAP_MODEL_PARAMS) -> (K (3, 3),
+    OpenCV distortion coefficients (k1, k2, p1, p2): zeros for pinhole models, (k, 0, 0, 0) for SIMPLE_RADIAL)."""
+    if model not in COLMAP_MODEL_PARAMS:
+        raise ShapelabError(f"camera model {model!r} is not supported; use one of {sorted(COLMAP_MODEL_PARAMS)}")
+    params = np.ravel(np.asarray(params, dtype=np.float64))
+    if len(params) != len(COLMAP_MODEL_PARAMS[model]):
+        raise ShapelabError(f"camera model {model} takes {len(COLMAP_MODEL_PARAMS[model])} parameters "
+                            f"{COLMAP_MODEL_PARAMS[model]}, got {len(params)}; fix the intrinsics")
+    values = dict(zip(COLMAP_MODEL_PARAMS[model], params))
+    fx, fy = values.get("fx", values.get("f")), values.get("fy", values.get("f"))
+    K = np.array([[fx, 0.0, values["cx"]], [0.0, fy, values["cy"]], [0.0, 0.0, 1.0]])
+    distortion = np.array([values.get("k1", values.get("k", 0.0)), values.get("k2", 0.0),
+                           values.get("p1", 0.0), values.get("p2", 0.0)])
+    return K, distortion
+
+
+def opencv_to_colmap_intrinsics(K: np.ndarray, model: str, distortion=(0.0, 0.0, 0.0, 0.0)) -> np.ndarray:
+    """Inverse of :func:`colmap_to_opencv_intrinsics`: K (3, 3) (+ distortion k1, k2, p1, p2) -> COLMAP params.
+    Single-focal models take the mean of fx and fy; a model that cannot hold the distortion given is an error."""
+    if model not in COLMAP_MODEL_PARAMS:
+        raise ShapelabError(f"camera model {model!r} is not supported; use one of {sorted(COLMAP_MODEL_PARAMS)}")
+    K = np.asarray(K, dtype=np.float64)
+    k1, k2, p1, p2 = np.asarray(distortion, dtype=np.float64)
+    if (model in COLMAP_PINHOLE_MODELS and np.any([k1, k2, p1, p2])) or (model == "SIMPLE_RADIAL" and np.any([k2, p1, p2])):
+        raise ShapelabError(f"camera model {model} cannot represent distortion {list(distortion)}; use OPENCV")
+    values = {"fx": K[0, 0], "fy": K[1, 1], "f": 0.5 * (K[0, 0] + K[1, 1]), "cx": K[0, 2], "cy": K[1, 2],
+              "k": k1, "k1": k1, "k2": k2, "p1": p1, "p2": p2}
+    return np.array([values[name] for name in COLMAP_MODEL_PARAMS[model]])

@@ -1,0 +1,58 @@
+"""The object frame: moving a reconstruction (arbitrary gauge) to the framework's frame.
+
+SfM fixes its world only up to a similarity. The models expect the object centred in the unit cube,
+y up (OccNet frame, shapes in [-0.5, 0.5]^3). The similarity ``p' = s R (p - c)`` is chosen as:
+- object points: the sparse points that fall inside the silhouette in at least ``mask_agreement`` of the
+  registered views that see them (when masks are given); without masks, the points inside the 2nd-98th
+  percentile box on every axis (background clutter is then the user's to crop);
+- up (+y): the mean of the cameras' up vectors (minus each camera's y axis, since OpenCV's y points down), which
+  holds when the photos are taken upright, e.g. around an object on a table or a turntable;
+- azimuth: the first registered image (by name) looks from +z (ShapeNet's front): seen from the mean of the
+  object points its centre lies at azimuth 0 (same x as that mean, larger z);
+- centre ``c`` and scale ``s``: the bounding box of the object points is centred and its longest edge becomes 1.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from shapelab.errors import ShapelabError
+
+
+def up_rotation(up: np.ndarray) -> np.ndarray:
+    """Rotation (3, 3) taking the unit direction ``up`` to +y (the shortest one; Rodrigues)."""
+    up = up / np.linalg.norm(up)
+    target = np.array([0.0, 1.0, 0.0])
+    axis, cosine = np.cross(up, target), float(up @ target)
+    if np.linalg.norm(axis) < 1e-12:
+        return np.eye(3) if cosine > 0 else np.diag([1.0, -1.0, -1.0])
+    skew = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + skew + skew @ skew / (1.0 + cosine)
+
+
+def object_points(points: np.ndarray, inside_fraction: np.ndarray | None, mask_agreement: float) -> np.ndarray:
+    """The sparse points (N, 3) taken as the object (see the module docstring); ``inside_fraction`` (N,) is the
+    share of the views seeing each point that see it inside their mask (None without masks)."""
+    if inside_fraction is not None:
+        keep = inside_fraction >= mask_agreement
+    else:
+        low, high = np.percentile(points, [2, 98], axis=0)
+        keep = ((points >= low) & (points <= high)).all(1)
+    if keep.sum() < 4:
+        raise ShapelabError(f"object frame: only {int(keep.sum())} of {len(points)} sparse points lie on the object "
+                            "(check the masks: white = object), cannot place the object in the unit cube")
+    return points[keep]
+
+
+def object_frame(points: np.ndarray, Rts: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """(s, R (3, 3), t (3,)) with ``p' = s R p + t`` moving object points (N, 3) and cameras Rts (V, 3, 4)
+    (the first one defines the azimuth) into the object frame."""
+    ups = -Rts[:, 1, :3]  # camera y axis in world coordinates is row 1 of R; up is its opposite
+    rotation = up_rotation(ups.mean(0))
+    first_centre = rotation @ (-Rts[0, :, :3].T @ Rts[0, :, 3] - points.mean(0))
+    yaw = np.arctan2(first_centre[0], first_centre[2])  # turn about y: the first camera's x = the points' mean x
+    cos, sin = np.cos(-yaw), np.sin(-yaw)
+    rotation = np.array([[cos, 0.0, sin], [0.0, 1.0, 0.0], [-sin, 0.0, cos]]) @ rotation
+    rotated = points @ rotation.T
+    low, high = rotated.min(0), rotated.max(0)
+    scale = 1.0 / float((high - low).max())
+    return scale, rotation, -scale * (low + high) / 2.0

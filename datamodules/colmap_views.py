@@ -2,14 +2,15 @@
 ``python sfm.py`` wrote, as batches for CAPNet / DRWR (the batch of datamodules/multiview.py, same keys).
 
 A capture is the output folder of one SfM run (README "Cameras from photos"):
-    <capture>/cameras.npz        datamodules/formats/capture.py layout: K, Rt per registered photo (object frame),
+    <capture>/cameras.npz        sfm/cameras_file.py layout: K, Rt per registered photo (object frame),
                                  ``image_names``, and the folders of the images (undistorted when needed) and masks
     <capture>/points.ply         the sparse points (object frame)
     <capture>/pointcloud.npz     optional ``points`` (N, 3) of the true surface in the cameras' frame (scoring)
 Masks are the user's PNGs (white = object), given to sfm.py as ``masks_dir``; a capture without masks is an
 error here (the models learn from silhouettes). Each capture is one shape (synset ``capture``, model id = the
 folder name); with a single capture the train, val and test splits are that capture (per-object fitting).
-``points_gt`` is ``pointcloud.npz`` when present, else the sparse SfM points (a proxy: only textured parts).
+``points_gt`` is ``pointcloud.npz`` when present, else the sparse SfM points inside the unit cube (a proxy:
+only textured parts; sfm.py scales the box of the object's points to that cube).
 """
 from __future__ import annotations
 
@@ -27,9 +28,9 @@ from shapelab.datamodules.common import (
     open_image,
     resize_mask,
 )
-from shapelab.datamodules.formats.capture import CaptureCameras, read_capture_cameras
 from shapelab.datamodules.formats.validation import load_npz
 from shapelab.datamodules.multiview import background_distance
+from shapelab.sfm.cameras_file import CaptureCameras, read_capture_cameras
 
 from shapelab.errors import ShapelabError
 
@@ -41,12 +42,14 @@ def mask_file(mask_dir: Path, image_name: str) -> Path:
 
 
 def capture_points(folder: Path) -> np.ndarray:
-    """(N, 3) float32 points of a capture: pointcloud.npz ``points`` if present, else points.ply."""
+    """(N, 3) float32 points of a capture: pointcloud.npz ``points`` if present, else those of points.ply in
+    the unit cube."""
     if (folder / "pointcloud.npz").is_file():
         return load_npz(folder / "pointcloud.npz", ("points",), "write it with points (N, 3)")["points"].astype(np.float32)
     if not (folder / "points.ply").is_file():
         raise ShapelabError(f"{folder}: neither pointcloud.npz nor points.ply; run sfm.py with out_dir={folder}")
-    return np.asarray(trimesh.load(folder / "points.ply", process=False).vertices, dtype=np.float32)
+    points = np.asarray(trimesh.load(folder / "points.ply", process=False).vertices, dtype=np.float32)
+    return points[np.abs(points).max(1) <= 0.5 + 1e-6]  # the object's points: sfm.py fits their box to the unit cube
 
 
 class ColmapViewsDataset(ShapeDataset):
@@ -97,11 +100,13 @@ class ColmapViewsDataModule(ShapeDataModule):
         cameras_file: the cameras' file name in each capture (``cameras_true.npz`` for a built-in capture's
             true cameras).
         batch_size, eval_batch_size, num_workers, seed: as every datamodule.
+        categories: accepted and unused (captures have no categories; experiment category groups set it).
     """
 
     def __init__(self, captures: Sequence[str], num_views: int = 5, image_size: int | None = 64, mask_size: int = 64,
                  gt_points: int = 1024, masks_dir: str | None = None, cameras_file: str = "cameras.npz",
-                 batch_size: int = 1, eval_batch_size: int = 1, num_workers: int = 0, seed: int = 0):
+                 batch_size: int = 1, eval_batch_size: int = 1, num_workers: int = 0, seed: int = 0,
+                 categories: Sequence[str] | None = None):
         super().__init__(data_dir=".", dataset_name="colmap_views", batch_size=batch_size,
                          eval_batch_size=eval_batch_size, num_workers=num_workers, seed=seed)
         if not captures:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import trimesh
 from scipy.ndimage import map_coordinates, spline_filter
-from shapelab.renderers.raycast import BACKGROUND, RenderedView, camera_rays
+from shapelab.geometry.raycast import BACKGROUND, RenderedView, camera_rays
 
 
 @dataclass

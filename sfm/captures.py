@@ -4,7 +4,7 @@ benchmarking Structure-from-Motion (and the multi-view models on recovered camer
 A capture folder (the layout ``python sfm.py`` and ``data=colmap_views`` read):
     images/NNN.png      RGB views on white (renderers/textured.py)
     masks/NNN.png       silhouettes, 0 / 255
-    cameras_true.npz    the true cameras (datamodules/formats/capture.py layout) in the shape's frame
+    cameras_true.npz    the true cameras (sfm/cameras_file.py layout) in the shape's frame
     pointcloud.npz      ``points`` / ``normals`` (N, 3) sampled on the shape, same frame (for scoring)
 The shape's frame is the built-in generator's (ShapeNetCore v2 normalisation: y up, bounding-box diagonal 1,
 centred). Cameras sit on rings (``ViewSet``): for each elevation, ``azimuths`` views evenly spaced over ``azimuth_span``
@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import trimesh
 from PIL import Image
-from shapelab.datamodules.synthetic import CATEGORIES, generate_shape
 from shapelab.geometry.sampling import sample_surface
 from shapelab.renderers.cameras import look_at_origin
 from shapelab.renderers.textured import SolidTexture, render_textured_view
-from shapelab.datamodules.formats.capture import CaptureCameras, write_capture_cameras
+from shapelab.sfm.cameras_file import CaptureCameras, write_capture_cameras
 from tqdm.auto import tqdm
 
 from shapelab.errors import ShapelabError
@@ -62,22 +62,12 @@ class ViewSet:
                               np.full(count, self.image_size), np.full(count, self.image_size))
 
 
-def resolve_synset(category: str) -> str:
-    """A built-in category as a synset id, from the id or the name ("chair")."""
-    by_name = {name: synset for synset, name in CATEGORIES.items()}
-    synset = by_name.get(category, category)
-    if synset not in CATEGORIES:
-        raise ShapelabError(f"capture.category={category!r}: not a built-in category; use one of "
-                            f"{sorted(by_name)} or their synset ids")
-    return synset
-
-
-def write_capture(out_dir: str | Path, category: str = "chair", shape_index: int = 0, views: ViewSet | None = None,
-                  seed: int = 0, texture_seed: int = 0, surface_points: int = 30000, progress: bool = True) -> Path:
-    """Render a built-in shape's capture into ``out_dir`` (layout in the module docstring); returns out_dir."""
+def write_capture(out_dir: str | Path, mesh: trimesh.Trimesh, views: ViewSet | None = None, seed: int = 0,
+                  texture_seed: int = 0, surface_points: int = 30000, progress: bool = True) -> Path:
+    """Render the capture of ``mesh`` (a built-in shape: ``datamodules.synthetic.generate_shape``) into ``out_dir``
+    (layout in the module docstring); returns out_dir."""
     out = Path(out_dir)
     views = views or ViewSet()
-    mesh = generate_shape(resolve_synset(category), shape_index, seed)
     cameras = views.cameras()
     cameras.image_dir, cameras.mask_dir = out / "images", out / "masks"
     texture = SolidTexture(seed=texture_seed)

@@ -16,9 +16,9 @@ recovered camera centres are first aligned to the true ones, then each image's e
 from __future__ import annotations
 
 import numpy as np
+from shapelab.sfm.cameras_file import CaptureCameras
 
 from shapelab.errors import ShapelabError
-from shapelab.datamodules.formats.capture import CaptureCameras
 
 AUC_THRESHOLDS_DEG = (1.0, 5.0, 10.0)
 

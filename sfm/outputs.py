@@ -4,7 +4,7 @@
                           File > Import model, with the photos' folder as image path)
     undistorted/          only when the camera model has distortion: images/, masks/ (when masks were given)
                           and sparse/ with PINHOLE cameras (pycolmap.undistort_images)
-    cameras.npz           the registered views (datamodules/formats/capture.py layout), of undistorted/ when present
+    cameras.npz           the registered views (sfm/cameras_file.py layout), of undistorted/ when present
     points.ply            sparse points with colours, object frame
     cameras.png           camera frusta and points
     report.json           counts, errors, timings, options (+ pose evaluation when true cameras are given)
@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from shapelab.renderers.cameras import colmap_to_opencv_intrinsics
+from shapelab.sfm.cameras_file import CaptureCameras
+from shapelab.sfm.frame import object_frame, object_points
 
 from shapelab.errors import ShapelabError
-from shapelab.renderers.cameras import colmap_to_opencv_intrinsics
-from shapelab.datamodules.formats.capture import CaptureCameras
-from shapelab.sfm.frame import object_frame, object_points
 
 
 def model_cameras(reconstruction) -> CaptureCameras:

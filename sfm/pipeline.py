@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from shapelab.renderers.cameras import COLMAP_MODEL_PARAMS, COLMAP_PINHOLE_MODELS, opencv_to_colmap_intrinsics
+from shapelab.sfm.images import ImageCheck, check_images
 from tqdm.auto import tqdm
 
 from shapelab.errors import ShapelabError
-from shapelab.renderers.cameras import COLMAP_MODEL_PARAMS, COLMAP_PINHOLE_MODELS, opencv_to_colmap_intrinsics
-from shapelab.sfm.images import ImageCheck, check_images
 
 log = logging.getLogger("shapelab.sfm")
 MATCHERS = ("exhaustive", "sequential")

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
-from shapelab.errors import ShapelabError
-from shapelab.datamodules.formats.capture import read_capture_cameras, write_capture_cameras
+from shapelab.sfm.cameras_file import read_capture_cameras, write_capture_cameras
 from shapelab.sfm.evaluation import evaluate_poses
 from shapelab.sfm.outputs import (
     cameras_picture,
@@ -21,6 +19,8 @@ from shapelab.sfm.outputs import (
     undistort,
 )
 from shapelab.sfm.pipeline import SfmOptions, has_distortion, load_average, run_colmap
+
+from shapelab.errors import ShapelabError
 
 OUTPUTS = ("sparse", "undistorted", "cameras.npz", "points.ply", "cameras.png", "report.json")
 

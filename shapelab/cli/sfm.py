@@ -28,7 +28,7 @@ def sfm(cfg: DictConfig) -> dict:
     if cfg.builtin:
         from shapelab.sfm.captures import ViewSet, write_capture
 
-        capture = write_capture(out_dir / "capture", cfg.builtin, cfg.builtin_shape,
+        capture = write_capture(out_dir / "capture", builtin_shape(cfg.builtin, cfg.builtin_shape),
                                 ViewSet(**OmegaConf.to_container(cfg.views)), progress=cfg.progress)
         images_dir, masks_dir, gt_cameras = capture / "images", capture / "masks", capture / "cameras_true.npz"
     if not images_dir:
@@ -46,6 +46,16 @@ def sfm(cfg: DictConfig) -> dict:
     print("\n".join(summary_lines(report)))
     print(f"output: {out_dir} (cameras.npz, sparse/, points.ply, cameras.png, report.json)")
     return report
+
+
+def builtin_shape(category: str, index: int):
+    """The mesh of built-in shape ``index`` of ``category`` (a name such as "chair", or a synset id)."""
+    from shapelab.datamodules.synthetic import CATEGORIES, generate_shape
+
+    synset = {name: synset for synset, name in CATEGORIES.items()}.get(category, category)
+    if synset not in CATEGORIES:
+        raise ShapelabError(f"builtin={category!r}: not a built-in category; use one of {sorted(CATEGORIES.values())}")
+    return generate_shape(synset, index, seed=0)
 
 
 def flat_numbers(report: dict) -> dict[str, float]:

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from shapelab.errors import ShapelabError
 from shapelab.renderers.cameras import (
     COLMAP_MODEL_PARAMS,
     colmap_to_opencv_intrinsics,
@@ -14,7 +12,9 @@ from shapelab.renderers.cameras import (
     opencv_to_occnet,
     project,
 )
-from shapelab.datamodules.formats.capture import CaptureCameras, read_capture_cameras, write_capture_cameras
+from shapelab.sfm.cameras_file import CaptureCameras, read_capture_cameras, write_capture_cameras
+
+from shapelab.errors import ShapelabError
 
 pycolmap = pytest.importorskip("pycolmap")
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
+from shapelab.renderers.cameras import look_at_origin
+from shapelab.sfm.cameras_file import CaptureCameras
+from shapelab.sfm.evaluation import evaluate_poses, pose_auc, robust_umeyama, rotation_angle_deg, umeyama
+from shapelab.sfm.frame import object_frame, up_direction, up_rotation
 
 from shapelab.errors import ShapelabError
-from shapelab.renderers.cameras import look_at_origin
-from shapelab.datamodules.formats.capture import CaptureCameras
-from shapelab.sfm.evaluation import evaluate_poses, pose_auc, robust_umeyama, rotation_angle_deg, umeyama
-from shapelab.sfm.frame import object_frame, up_rotation
 
 
 def known_similarity(seed=0):
@@ -41,7 +41,7 @@ def test_robust_alignment_ignores_outliers_that_break_plain_umeyama():
     dst = scale * src @ rotation.T + translation + rng.normal(scale=1e-3, size=src.shape)
     outliers = rng.choice(40, 10, replace=False)
     dst[outliers] += rng.normal(scale=5.0, size=(10, 3))
-    s_plain, R_plain, _ = umeyama(src, dst)
+    _, R_plain, _ = umeyama(src, dst)
     assert rotation_angle_deg(R_plain @ rotation.T) > 1.0  # the outliers do tilt the plain fit
     s, R, t, inliers = robust_umeyama(src, dst, inlier_threshold=0.05)
     assert s == pytest.approx(scale, rel=1e-3)
@@ -116,6 +116,23 @@ def test_object_frame_puts_up_on_y_the_first_camera_on_z_and_the_object_in_the_u
     back = transformed(gauge, s, R, t)
     ups = -back.Rt[:, 1, :3]
     assert np.mean(ups, 0) @ [0, 1, 0] > 0.9 * np.linalg.norm(np.mean(ups, 0))
+
+
+@pytest.mark.parametrize("span_deg", [360.0, 90.0])
+def test_up_direction_of_cameras_looking_down_from_a_ring_or_an_arc(span_deg):
+    """Upright cameras 35 degrees above the object, around it or on a 90-degree arc, in a tilted world."""
+    angles = np.radians(np.linspace(0, span_deg, 9))
+    elevation = np.radians(35.0)
+    positions = 2 * np.stack([np.cos(elevation) * np.sin(angles), np.full(9, np.sin(elevation)),
+                              np.cos(elevation) * np.cos(angles)], 1)
+    tilt = Rotation.from_rotvec([0.4, -0.2, 0.3]).as_matrix()
+    cameras = transformed(CaptureCameras([str(i) for i in range(9)], np.repeat(np.eye(3)[None], 9, 0),
+                                         np.stack([look_at_origin(p) for p in positions]), np.ones(9), np.ones(9)),
+                          1.0, tilt, np.zeros(3))
+    np.testing.assert_allclose(up_direction(cameras.Rt), tilt @ [0, 1, 0], atol=1e-9)
+    mean_up = -cameras.Rt[:, 1, :3].mean(0)
+    tilted_by = np.degrees(np.arccos(mean_up @ tilt @ [0, 1, 0] / np.linalg.norm(mean_up)))
+    assert (tilted_by > 5) == (span_deg < 360)  # the plain mean is only right around the whole object
 
 
 def test_up_rotation_maps_any_direction_to_y():

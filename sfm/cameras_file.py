@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from shapelab.datamodules.formats.occnet import read_cameras
-from shapelab.datamodules.formats.validation import check_array, fail, load_npz, save_npz
-from shapelab.renderers.cameras import opencv_to_occnet
+from shapelab.renderers.cameras import occnet_to_opencv, opencv_to_occnet
+
+from shapelab.errors import ShapelabError
 
 FIX = "re-run sfm.py for this capture"
 
@@ -49,13 +49,15 @@ def write_capture_cameras(path: str | Path, cameras: CaptureCameras) -> Path:
     arrays = {}
     for i, (K, Rt) in enumerate(zip(cameras.K, cameras.Rt)):
         arrays[f"camera_mat_{i}"], arrays[f"world_mat_{i}"] = opencv_to_occnet(K, Rt)
-    return save_npz(
-        path, **arrays, K=np.asarray(cameras.K, np.float64), Rt=np.asarray(cameras.Rt, np.float64),
-        image_names=np.array(cameras.names, dtype=str), width=np.asarray(cameras.width, np.int64),
-        height=np.asarray(cameras.height, np.int64),
-        image_dir=np.array(_relative(cameras.image_dir, Path(path).parent)),
-        mask_dir=np.array(_relative(cameras.mask_dir, Path(path).parent)),
-    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:  # a file handle: np.savez would append ".npz" to a path
+        np.savez(handle, **arrays, K=np.asarray(cameras.K, np.float64), Rt=np.asarray(cameras.Rt, np.float64),
+                 image_names=np.array(cameras.names, dtype=str), width=np.asarray(cameras.width, np.int64),
+                 height=np.asarray(cameras.height, np.int64),
+                 image_dir=np.array(_relative(cameras.image_dir, path.parent)),
+                 mask_dir=np.array(_relative(cameras.mask_dir, path.parent)))
+    return path
 
 
 def _relative(folder: str | Path | None, base: Path) -> str:
@@ -67,19 +69,28 @@ def _relative(folder: str | Path | None, base: Path) -> str:
 
 def read_capture_cameras(path: str | Path) -> CaptureCameras:
     """Read a capture's cameras.npz (ShapelabError naming the file on any problem); K / Rt come from the
-    OccNet keys (the source of truth for every reader), names / sizes from the added keys."""
-    arrays = load_npz(path, None, FIX)
-    missing = [key for key in ("image_names", "width", "height") if key not in arrays]
+    OccNet keys (through renderers/cameras.py), names / sizes / folders from the added keys."""
+    path = Path(path)
+    if not path.is_file():
+        raise ShapelabError(f"{path}: file not found; {FIX}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError) as exc:
+        raise ShapelabError(f"{path}: not a readable npz file ({exc}); {FIX}") from None
+    missing = [key for key in ("image_names", "width", "height", "camera_mat_0", "world_mat_0") if key not in arrays]
     if missing:
-        raise fail(path, f"missing key(s) {missing} (an OccNet cameras.npz, not an SfM one?)", FIX)
-    pairs = read_cameras(path)
+        raise ShapelabError(f"{path}: missing key(s) {missing} (an OccNet cameras.npz, not an SfM one?); {FIX}")
     names = [str(name) for name in arrays["image_names"]]
-    if len(names) != len(pairs):
-        raise fail(path, f"{len(names)} image_names for {len(pairs)} cameras", FIX)
-    width = check_array(path, "width", arrays["width"], (len(names),), "iu", fix=FIX)
-    height = check_array(path, "height", arrays["height"], (len(names),), "iu", fix=FIX)
-    K = np.stack([k for k, _ in pairs])
-    Rt = np.stack([rt for _, rt in pairs])
+    try:
+        pairs = [occnet_to_opencv(arrays[f"camera_mat_{i}"], arrays[f"world_mat_{i}"]) for i in range(len(names))]
+    except KeyError as exc:
+        raise ShapelabError(f"{path}: {len(names)} image_names but no {exc.args[0]}; {FIX}") from None
+    except ShapelabError as exc:
+        raise ShapelabError(f"{path}: {exc}") from None
+    if arrays["width"].shape != (len(names),) or arrays["height"].shape != (len(names),):
+        raise ShapelabError(f"{path}: width/height do not have one entry per image name; {FIX}")
     folders = {key: str(arrays[key]) if key in arrays else "" for key in ("image_dir", "mask_dir")}
-    image_dir, mask_dir = (Path(path).parent / folders[key] if folders[key] else None for key in ("image_dir", "mask_dir"))
-    return CaptureCameras(names, K, Rt, width.astype(np.int64), height.astype(np.int64), image_dir, mask_dir)
+    image_dir, mask_dir = (path.parent / folders[key] if folders[key] else None for key in ("image_dir", "mask_dir"))
+    return CaptureCameras(names, np.stack([k for k, _ in pairs]), np.stack([rt for _, rt in pairs]),
+                          arrays["width"].astype(np.int64), arrays["height"].astype(np.int64), image_dir, mask_dir)

@@ -20,16 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import trimesh
-from shapelab.datamodules.common import (
-    ShapeDataModule,
-    ShapeDataset,
-    farthest_point_sampling,
-    image_tensor,
-    open_image,
-    resize_mask,
-)
+from shapelab.datamodules.common import ShapeDataModule, ShapeDataset, image_tensor, open_image, resize_mask
 from shapelab.datamodules.formats.validation import load_npz
 from shapelab.datamodules.multiview import background_distance
+from shapelab.geometry.farthest_points import farthest_point_sampling
 from shapelab.sfm.cameras_file import CaptureCameras, read_capture_cameras
 
 from shapelab.errors import ShapelabError
@@ -56,10 +50,12 @@ class ColmapViewsDataset(ShapeDataset):
     """Captures as multi-view silhouettes (module docstring; batch keys as datamodules/multiview.py)."""
 
     def __init__(self, folders: Sequence[Path], cameras: Sequence[CaptureCameras], seed: int, train: bool,
-                 num_views: int, image_size: int | None, mask_size: int, gt_points: int):
+                 num_views: int, image_size: int | None, mask_size: int, gt_points: int,
+                 eval_input_views: int | None):
         super().__init__([(CAPTURE_SYNSET, folder.name) for folder in folders], seed, train)
         self.folders, self.cameras = list(folders), list(cameras)
         self.num_views, self.image_size, self.mask_size, self.gt_points = num_views, image_size, mask_size, gt_points
+        self.eval_input_views = eval_input_views
         self._points: dict[int, torch.Tensor] = {}
 
     def load(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
@@ -69,7 +65,7 @@ class ColmapViewsDataset(ShapeDataset):
         chosen = [first, *rng.choice(np.delete(np.arange(count), first), self.num_views - 1, replace=False).tolist()]
         masks = np.stack([resize_mask(self.read_mask(cameras, v), self.mask_size) for v in chosen])
         scales = [np.diag([self.mask_size / cameras.width[v], self.mask_size / cameras.height[v], 1.0]) for v in chosen]
-        return {
+        item = {
             "image": image_tensor(open_image(cameras.image_dir / cameras.names[first], "RGB"), self.image_size),
             "masks": torch.from_numpy(masks.astype(np.float32)),
             "dist": torch.from_numpy(np.stack([background_distance(m) for m in masks])),
@@ -77,6 +73,10 @@ class ColmapViewsDataset(ShapeDataset):
             "Rt": torch.from_numpy(cameras.Rt[chosen].astype(np.float32)),
             "points_gt": self.points(index),
         }
+        if not self.train:
+            item["images"] = torch.stack([image_tensor(open_image(cameras.image_dir / name, "RGB"), self.image_size)
+                                          for name in cameras.names[:self.eval_input_views]])
+        return item
 
     @staticmethod
     def read_mask(cameras: CaptureCameras, view: int) -> np.ndarray:
@@ -95,7 +95,8 @@ class ColmapViewsDataModule(ShapeDataModule):
 
     Args:
         captures: SfM output folders (each with cameras.npz); every split uses all of them.
-        num_views / image_size / mask_size / gt_points: as data=synthetic_views (datamodules/multiview.py).
+        num_views / image_size / mask_size / gt_points / eval_input_views: as data=synthetic_views
+            (datamodules/multiview.py; val/test batches carry ``images``, the first ``eval_input_views`` views).
         masks_dir: the masks' folder when not the one recorded in cameras.npz (one capture only).
         cameras_file: the cameras' file name in each capture (``cameras_true.npz`` for a built-in capture's
             true cameras).
@@ -106,7 +107,7 @@ class ColmapViewsDataModule(ShapeDataModule):
     def __init__(self, captures: Sequence[str], num_views: int = 5, image_size: int | None = 64, mask_size: int = 64,
                  gt_points: int = 1024, masks_dir: str | None = None, cameras_file: str = "cameras.npz",
                  batch_size: int = 1, eval_batch_size: int = 1, num_workers: int = 0, seed: int = 0,
-                 categories: Sequence[str] | None = None):
+                 categories: Sequence[str] | None = None, eval_input_views: int | None = None):
         super().__init__(data_dir=".", dataset_name="colmap_views", batch_size=batch_size,
                          eval_batch_size=eval_batch_size, num_workers=num_workers, seed=seed)
         if not captures:
@@ -116,7 +117,8 @@ class ColmapViewsDataModule(ShapeDataModule):
                                 f"{len(captures)} captures (their masks come from cameras.npz)")
         self.folders = [Path(folder) for folder in captures]
         self.masks_dir, self.cameras_file = masks_dir, cameras_file
-        self.options = {"num_views": num_views, "image_size": image_size, "mask_size": mask_size, "gt_points": gt_points}
+        self.options = {"num_views": num_views, "image_size": image_size, "mask_size": mask_size, "gt_points": gt_points,
+                        "eval_input_views": eval_input_views}
         self._cameras: list[CaptureCameras] | None = None
 
     def capture_cameras(self) -> list[CaptureCameras]:

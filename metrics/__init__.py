@@ -1,10 +1,10 @@
-"""Shape metrics: Chamfer variants, F-score, IoU, normal consistency, EMD (plain functions + torchmetrics).
+"""Shape metrics as plain functions: Chamfer variants, F-score, IoU, normal consistency, EMD.
 
-Definitions, frames and report scales: docs/metrics.md.
+Definitions, frames and report scales: docs/metrics.md. Validation metrics are these functions logged with
+``self.log(..., batch_size=B, sync_dist=True)``: Lightning's batch-size-weighted epoch mean, reduced across
+DDP processes, is the mean over shapes.
 """
-from shapelab.metrics.batch_mean import BatchMean
 from shapelab.metrics.chamfer import (
-    ChamferDistance,
     chamfer_capnet,
     chamfer_deepsdf,
     chamfer_distance,
@@ -13,14 +13,13 @@ from shapelab.metrics.chamfer import (
     normalise_capnet,
 )
 from shapelab.metrics.emd import earth_movers_distance, emd_capnet
-from shapelab.metrics.fscore import FScore, fscore, fscore_torch
-from shapelab.metrics.iou import OccupancyIoU, mesh_iou, occupancy_iou
+from shapelab.metrics.fscore import fscore
+from shapelab.metrics.iou import INSIDE_TESTS, mesh_contains, mesh_iou, occupancy_iou
 from shapelab.metrics.nearest import PointMatches, match_points, nearest_neighbours
 from shapelab.metrics.normal_consistency import normal_consistency
 
 __all__ = [
-    "BatchMean", "ChamferDistance", "FScore", "OccupancyIoU", "PointMatches", "chamfer_capnet",
-    "chamfer_deepsdf", "chamfer_distance", "chamfer_drwr", "chamfer_occnet", "earth_movers_distance", "emd_capnet",
-    "fscore", "fscore_torch", "match_points", "mesh_iou", "nearest_neighbours", "normal_consistency",
-    "normalise_capnet", "occupancy_iou",
+    "INSIDE_TESTS", "PointMatches", "chamfer_capnet", "chamfer_deepsdf", "chamfer_distance", "chamfer_drwr",
+    "chamfer_occnet", "earth_movers_distance", "emd_capnet", "fscore", "match_points", "mesh_contains", "mesh_iou",
+    "nearest_neighbours", "normal_consistency", "normalise_capnet", "occupancy_iou",
 ]

@@ -1,6 +1,6 @@
 """Chamfer distances, in the named variants of the anchor papers.
 
-Torch (differentiable, for losses and validation): :func:`chamfer_distance`, :class:`ChamferDistance`.
+Torch (differentiable, for losses and validation): :func:`chamfer_distance`.
 NumPy (evaluation, KD-tree nearest neighbours, any point count):
 
 =====================  ===========================================================  ===============
@@ -23,7 +23,6 @@ import math
 
 import numpy as np
 import torch
-from shapelab.metrics.batch_mean import BatchMean
 from shapelab.metrics.nearest import PointMatches, match_points
 
 EMPTY_DISTANCE = math.sqrt(3.0)
@@ -75,17 +74,6 @@ def chamfer_distance(x: torch.Tensor, y: torch.Tensor, squared: bool = True) -> 
     if not squared:
         x_to_y, y_to_x = _safe_sqrt(x_to_y), _safe_sqrt(y_to_x)
     return x_to_y.mean(dim=1) + y_to_x.mean(dim=1)
-
-
-class ChamferDistance(BatchMean):
-    """Torchmetrics wrapper of :func:`chamfer_distance`: ``update(pred (B,N,3), target (B,M,3))``."""
-
-    def __init__(self, squared: bool = True, **kwargs):
-        super().__init__(**kwargs)
-        self.squared = squared
-
-    def per_shape(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return chamfer_distance(pred, target, squared=self.squared)
 
 
 def chamfer_occnet(pred: np.ndarray, gt: np.ndarray, matches: PointMatches | None = None) -> dict[str, float]:

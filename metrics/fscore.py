@@ -3,8 +3,6 @@ networks learn?", Sec. 3 eq. 1-3), on KD-tree nearest-neighbour matches."""
 from __future__ import annotations
 
 import numpy as np
-import torch
-from shapelab.metrics.batch_mean import BatchMean
 from shapelab.metrics.nearest import PointMatches, match_points
 
 
@@ -30,24 +28,3 @@ def fscore(
     recall = float((matches.gt_to_pred < threshold).mean())
     total = precision + recall
     return {"precision": precision, "recall": recall, "fscore": 2 * precision * recall / total if total else 0.0}
-
-
-def fscore_torch(pred: torch.Tensor, gt: torch.Tensor, threshold: float) -> torch.Tensor:
-    """Batched :func:`fscore` on torch tensors: pred (B,N,3), gt (B,M,3) -> (B,) (dense, small clouds)."""
-    pred_to_gt = torch.cdist(pred, gt).min(dim=2).values
-    gt_to_pred = torch.cdist(gt, pred).min(dim=2).values
-    precision = (pred_to_gt < threshold).double().mean(dim=1)
-    recall = (gt_to_pred < threshold).double().mean(dim=1)
-    total = precision + recall
-    return torch.where(total > 0, 2 * precision * recall / total.clamp_min(1e-12), 0.0)
-
-
-class FScore(BatchMean):
-    """Torchmetrics mean F-score: ``update(pred (B,N,3), target (B,M,3))`` at a fixed ``threshold``."""
-
-    def __init__(self, threshold: float, **kwargs):
-        super().__init__(**kwargs)
-        self.threshold = threshold
-
-    def per_shape(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return fscore_torch(pred, target, self.threshold)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -46,14 +49,19 @@ def occnet_datamodule(data_dir: Path) -> OccupancyDataModule:
 class SphereModel(ShapeModel):
     """Reconstructs every shape as a sphere of PRED_RADIUS (occnet units) in the deepsdf frame."""
 
-    def __init__(self):
+    def __init__(self, interrupt_at: str | None = None):
         super().__init__()
+        self.interrupt_at = interrupt_at  # send Ctrl-C (SIGINT) while reconstructing this shape
         self.layer = torch.nn.Linear(2, 3)
+        for parameter in self.layer.parameters():  # the same weights in every instance: one "checkpoint"
+            torch.nn.init.constant_(parameter, 0.5)
         self.calls: list[str] = []
 
     def reconstruct(self, batch):
         model_id = batch["model_id"][0]
         self.calls.append(model_id)
+        if model_id == self.interrupt_at:
+            os.kill(os.getpid(), signal.SIGINT)
         if model_id == "chair_fails":
             raise RuntimeError("decoder diverged")
         if model_id == "plane_empty":
@@ -144,9 +152,29 @@ def test_resume_skips_scored_shapes_and_retries_failed(dataset_root, eval_cfg, t
     assert again.calls == ["chair_fails"]  # only the failed shape is tried again
     after = read_rows(out / "per_shape.csv")
     assert len(after) == 4 and after["plane_a"] == before["plane_a"]
-    eval_cfg.fscore_thresholds = {"5pct": 0.05}
-    with pytest.raises(ShapelabError, match="other metric columns"):
-        evaluate_model(SphereModel(), occnet_datamodule(dataset_root), eval_cfg, out)
+
+
+@pytest.mark.parametrize("change", ["checkpoint", "settings", "ground_truth"])
+def test_another_checkpoint_settings_or_ground_truth_is_scored_anew(dataset_root, eval_cfg, tmp_path, change):
+    """Resume is keyed on what was scored: the same folder never returns an earlier evaluation's rows."""
+    out = tmp_path / "eval"
+    eval_cfg.contact_sheet_shapes = 0
+    evaluate_model(SphereModel(), occnet_datamodule(dataset_root), eval_cfg, out)
+    first = json.loads((out / "summary.json").read_text())["resume_key"]
+    model, datamodule = SphereModel(), occnet_datamodule(dataset_root)
+    if change == "checkpoint":
+        torch.nn.init.constant_(model.layer.weight, 0.25)
+    elif change == "settings":
+        eval_cfg.occnet_points = POINTS // 2
+    else:
+        datamodule = occnet_datamodule(Path(shutil.copytree(dataset_root, tmp_path / "copy")))  # other files
+    evaluate_model(model, datamodule, eval_cfg, out)
+    assert sorted(model.calls) == sorted(model_id for _, model_id in SHAPES)  # every shape scored again
+    second = json.loads((out / "summary.json").read_text())["resume_key"]
+    assert second["id"] != first["id"] and (second["model"] == first["model"]) == (change != "checkpoint")
+    superseded = out / "superseded" / first["id"]
+    assert read_rows(superseded / "per_shape.csv")["plane_a"]["status"] == "ok"  # kept, not mixed in
+    assert json.loads((superseded / "resume_key.json").read_text()) == first
 
 
 def test_pred_dir_scores_files_like_the_model(dataset_root, eval_cfg, tmp_path):
@@ -235,3 +263,99 @@ def test_degenerate_predictions_get_penalties(recon):
         assert values["iou"] == 0.0 and values["normal_consistency"] == -1.0
     else:
         assert set(skipped) == {"iou"} and "normal_consistency" not in values
+
+
+def open_mesh(radius: float) -> trimesh.Trimesh:
+    """A sphere (occnet frame) with a cap cut away and a loose sheet inside: ray-parity answers depend on the
+    ray direction, so trimesh's random re-casts made its IoU change from run to run."""
+    sphere = trimesh.creation.icosphere(subdivisions=3, radius=radius)
+    sphere.update_faces(sphere.triangles_center[:, 0] < 0.8 * radius)
+    sheet = trimesh.Trimesh([[-0.25, -0.25, 0.02], [0.25, -0.2, -0.02], [0.0, 0.3, 0.05]], [[0, 1, 2]])
+    return trimesh.util.concatenate([sphere, sheet])
+
+
+@pytest.mark.parametrize("iou_inside", ["occnet", "trimesh"])
+def test_two_evaluations_write_identical_csv(dataset_root, eval_cfg, tmp_path, iou_inside):
+    pred_dir = tmp_path / "pred"
+    for synset, model_id in SHAPES:
+        (pred_dir / synset).mkdir(parents=True, exist_ok=True)
+        open_mesh(PRED_RADIUS).export(pred_dir / synset / f"{model_id}.ply")
+    eval_cfg.contact_sheet_shapes, eval_cfg.save_reconstructions, eval_cfg.iou_inside = 0, False, iou_inside
+    for out in ("first", "second"):
+        evaluate_predictions(pred_dir, "occnet", occnet_datamodule(dataset_root), eval_cfg, tmp_path / out)
+    first, second = ((tmp_path / out / "per_shape.csv").read_text() for out in ("first", "second"))
+    assert first == second and "failed" not in first
+
+
+def test_broken_prediction_files_fail_with_their_reason(dataset_root, eval_cfg, tmp_path, monkeypatch):
+    pred_dir = tmp_path / "pred"
+    for synset, _ in SHAPES:
+        (pred_dir / synset).mkdir(parents=True, exist_ok=True)
+    trimesh.creation.icosphere(subdivisions=3, radius=PRED_RADIUS).export(pred_dir / "02691156" / "plane_a.obj")
+    (pred_dir / "02691156" / "plane_empty.ply").write_bytes(np.random.default_rng(0).bytes(4000))
+    nan_mesh = trimesh.creation.icosphere(subdivisions=1)
+    nan_mesh.vertices[0] = np.nan
+    nan_mesh.export(pred_dir / "03001627" / "chair_a.obj")
+    (pred_dir / "03001627" / "chair_fails.npz").write_bytes(b"PK not really a zip")
+    trimesh.creation.box().export(pred_dir / "03001627" / "not_in_split.ply")
+
+    def broken_sheet(*args, **kwargs):
+        raise ValueError("plotting failed")
+
+    monkeypatch.setattr("shapelab.evaluation.report.contact_sheet", broken_sheet)
+    eval_cfg.contact_sheet_shapes = 1
+    overall = evaluate_predictions(pred_dir, "occnet", occnet_datamodule(dataset_root), eval_cfg, tmp_path / "out")
+    rows = read_rows(tmp_path / "out" / "per_shape.csv")
+    assert rows["plane_a"]["status"] == "ok"
+    assert rows["plane_empty"]["status"] == "failed: BadPrediction: " + str(pred_dir / "02691156" / "plane_empty.ply") \
+        + ": not a PLY file" + rows["plane_empty"]["status"].split("not a PLY file")[1]
+    assert rows["chair_a"]["status"].endswith("chair_a.obj: non-finite (NaN or inf) coordinates")
+    assert rows["chair_fails"]["status"].startswith("failed: ") and "chair_fails.npz" in rows["chair_fails"]["status"]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert (summary["num_scored"], summary["num_failed"], overall["eval/test/num_failed"]) == (1, 3, 3)
+    assert summary["unmatched_files"] == ["03001627/not_in_split.ply"] and summary["num_unmatched_files"] == 1
+    assert summary["pictures"].startswith("skipped: ValueError: plotting failed")
+
+
+def test_ctrl_c_stops_after_the_current_shape_with_the_resume_hint(dataset_root, eval_cfg, tmp_path):
+    eval_cfg.contact_sheet_shapes = 0
+    out = tmp_path / "eval"
+    try:
+        with pytest.raises(ShapelabError, match="interrupted after 2 of 4 shapes.*run the same command again to resume"):
+            evaluate_model(SphereModel(interrupt_at="plane_empty"), occnet_datamodule(dataset_root), eval_cfg, out)
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped the evaluation as a KeyboardInterrupt")
+    assert set(read_rows(out / "per_shape.csv")) == {"plane_a", "plane_empty"}  # the current shape finished
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    model = SphereModel()
+    evaluate_model(model, occnet_datamodule(dataset_root), eval_cfg, out)
+    assert model.calls == ["chair_a", "chair_fails"]
+
+
+def empty_case_truth() -> ShapeGroundTruth:
+    points, normals = sphere_points(GT_RADIUS, 2000, seed=0)
+    far = np.full((50, 3), 0.5)  # ground-truth occupancy: nothing inside
+    return ShapeGroundTruth(pointcloud={"points": points, "normals": normals, "loc": LOC, "scale": OCC_SCALE},
+                            occupancy={"points": far, "occupancies": np.zeros(50, bool), "loc": LOC, "scale": OCC_SCALE},
+                            surface=points)
+
+
+def test_empty_policy_occnet_leaves_chamfer_out_and_empty_union_iou_nan():
+    truth, empty = empty_case_truth(), Reconstruction("occnet", mesh=trimesh.Trimesh())
+    occnet, _ = score_shape(empty, truth, ScoringSettings(occnet_points=2000, empty_policy="occnet"), list(METRIC_GROUPS))
+    for column in ("chamfer_l1_occnet", "chamfer_l2_occnet", "chamfer_deepsdf", "chamfer_capnet", "emd_capnet"):
+        assert math.isnan(occnet[column])
+    assert occnet["accuracy_occnet"] == occnet["completeness_occnet"] == pytest.approx(math.sqrt(3))
+    assert occnet["normal_consistency"] == -1.0 and occnet["iou"] == 0.0 and occnet["fscore_1pct"] == 0.0
+    small = Reconstruction("occnet", mesh=trimesh.creation.icosphere(radius=0.1))  # contains none of the points
+    for policy, expected in (("occnet", math.nan), ("penalty", 0.0)):
+        values, _ = score_shape(small, truth, ScoringSettings(occnet_points=2000, empty_policy=policy), ["iou"])
+        assert values["iou"] == pytest.approx(expected, nan_ok=True)
+    with pytest.raises(ShapelabError, match="evaluate.empty_policy"):
+        ScoringSettings(empty_policy="occnett")
+
+
+def test_empty_policy_default_is_penalty_and_documented(eval_cfg):
+    assert eval_cfg.empty_policy == "penalty" and ScoringSettings().empty_policy == "penalty"
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "metrics.md").read_text()
+    assert "`evaluate.empty_policy=penalty` (default)" in docs and "`evaluate.empty_policy=occnet`" in docs

@@ -3,7 +3,11 @@ killed evaluation resumes), and the per-category / overall summary computed from
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
+import logging
 import math
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -11,28 +15,64 @@ import numpy as np
 
 from shapelab.errors import ShapelabError
 
+log = logging.getLogger("shapelab.evaluation")
+
 KEY_COLUMNS = ["synset", "model_id", "category", "kind", "frame", "status"]
 """Identity columns before the metric columns; ``status`` is "ok" or "failed: <reason>"."""
+
+
+OUTPUTS = ("per_shape.csv", "summary.json", "metrics.md", "contact_sheet.png", "reconstructions", "resume_key.json")
+"""What an evaluation writes into its folder (moved aside together when the folder held another evaluation)."""
+
+
+def resume_key(model: str, settings: dict, ground_truth: dict) -> dict:
+    """What was scored: the prediction's identity (a hash of the weights or of the files), the settings that
+    change numbers, and the ground truth (roots, dataset, the split's shapes); ``id`` hashes all three."""
+    key = {"model": model, "settings": settings, "ground_truth": ground_truth}
+    key["id"] = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return key
 
 
 class ResultsFile:
     """``per_shape.csv``: one row per shape, appended and flushed as soon as the shape is scored.
 
-    On start, rows of an earlier run with status "ok" are kept and their shapes skipped; failed rows are
-    dropped so those shapes are tried again. A file written with other metric columns is refused.
+    ``resume_key.json`` beside it says what the rows were scored from (`resume_key`). On start, rows of an
+    earlier run with the same key and status "ok" are kept and their shapes skipped (``resume``); failed
+    rows are dropped so those shapes are tried again. When the folder holds results of another key (another
+    checkpoint, other settings or ground truth), they are moved to ``superseded/<their id>/`` and every
+    shape is scored anew: results of different evaluations are never mixed, nor lost.
     """
 
-    def __init__(self, path: Path, metric_columns: list[str], resume: bool = True):
+    def __init__(self, path: Path, metric_columns: list[str], key: dict, resume: bool = True):
         self.path = Path(path)
         self.columns = KEY_COLUMNS + list(metric_columns)
         self.rows: dict[tuple[str, str], dict] = {}
-        if resume and self.path.is_file():
+        self.key = key
+        key_file = self.path.parent / "resume_key.json"
+        previous = json.loads(key_file.read_text()) if key_file.is_file() else None
+        if self.path.is_file() and (previous or {}).get("id") != key["id"]:
+            self._move_aside((previous or {}).get("id", "unkeyed"))
+        elif resume and self.path.is_file():
             self._load_previous()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(json.dumps(key, indent=2, sort_keys=True, default=str) + "\n")
         with self.path.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, self.columns)
             writer.writeheader()
             writer.writerows(self.rows.values())
+
+    def _move_aside(self, previous_id: str) -> None:
+        folder = self.path.parent
+        target = folder / "superseded" / previous_id
+        suffix = 1
+        while target.exists():
+            target, suffix = folder / "superseded" / f"{previous_id}_{suffix}", suffix + 1
+        target.mkdir(parents=True)
+        for name in OUTPUTS:
+            if (folder / name).exists():
+                shutil.move(str(folder / name), str(target / name))
+        log.warning("%s held the results of another evaluation (other checkpoint, settings or ground truth): "
+                    "moved them to %s; scoring every shape anew", folder, target)
 
     def _load_previous(self) -> None:
         with self.path.open(newline="") as handle:

@@ -6,6 +6,7 @@ file) yields the exception: the pipeline records it as ``failed: <reason>`` and 
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -86,8 +87,29 @@ def _prediction_file(pred_dir: Path, synset: str, model_id: str) -> Path:
     raise FileNotFoundError(f"no prediction {pred_dir / synset / model_id}.(obj|ply|off|npz)")
 
 
+class BadPrediction(ValueError):
+    """A prediction file that cannot be read as a mesh or point cloud, or holds non-finite coordinates."""
+
+
 def load_prediction(path: Path, frame: str) -> Reconstruction:
-    """A mesh or point cloud file as a Reconstruction. ``.npz``: ``vertices`` + ``faces`` or ``points``."""
+    """A mesh or point cloud file as a Reconstruction. ``.npz``: ``vertices`` + ``faces`` or ``points``.
+
+    A file that is not of its extension's format (checked by its header, so random bytes are never read as
+    an empty mesh) or that holds NaN/inf coordinates raises `BadPrediction` naming the file and the reason.
+    """
+    try:
+        recon = _read_prediction(path, frame)
+    except (ShapelabError, BadPrediction):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader error means the same: this file cannot be read
+        raise BadPrediction(f"{path}: unreadable ({one_line(exc)})") from None
+    coordinates = recon.mesh.vertices if recon.mesh is not None else recon.points
+    if not np.isfinite(coordinates).all():
+        raise BadPrediction(f"{path}: non-finite (NaN or inf) coordinates")
+    return recon
+
+
+def _read_prediction(path: Path, frame: str) -> Reconstruction:
     if path.suffix == ".npz":
         arrays = load_npz(path, None, "re-export the prediction")  # one line, never numpy's unpickling advice
         if "vertices" in arrays and "faces" in arrays:
@@ -95,6 +117,7 @@ def load_prediction(path: Path, frame: str) -> Reconstruction:
         if "points" in arrays:
             return Reconstruction(frame, points=np.asarray(arrays["points"], dtype=np.float64).reshape(-1, 3))
         raise ShapelabError(f"{path}: npz has neither 'vertices'+'faces' nor 'points'; save one of them")
+    _check_header(path)
     loaded = trimesh.load(path, process=False)
     if isinstance(loaded, trimesh.Scene):
         loaded = loaded.to_geometry() if loaded.geometry else trimesh.Trimesh()
@@ -103,6 +126,54 @@ def load_prediction(path: Path, frame: str) -> Reconstruction:
     if not isinstance(loaded, trimesh.Trimesh):
         raise ShapelabError(f"{path}: holds a {type(loaded).__name__}, not a triangle mesh or point cloud; export one")
     return Reconstruction(frame, mesh=loaded)
+
+
+def _check_header(path: Path) -> None:
+    """PLY starts with ``ply``, OFF's first line ends in ``OFF``, OBJ is text: else `BadPrediction`."""
+    if path.suffix == ".obj":
+        try:
+            path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadPrediction(f"{path}: not an OBJ file (not text)") from None
+        return
+    with path.open("rb") as handle:
+        first_line = handle.readline(64).strip()
+    if (path.suffix == ".ply" and not first_line.startswith(b"ply")) or (
+            path.suffix == ".off" and not first_line.endswith(b"OFF")):
+        raise BadPrediction(f"{path}: not a {path.suffix[1:].upper()} file (header {first_line[:16]!r})")
+
+
+def unmatched_files(pred_dir: str | Path, shapes: list[ShapeKey]) -> list[str]:
+    """Prediction files of ``pred_dir`` (``<synset>/<model_id>.<ext>``) for no shape of ``shapes``."""
+    wanted = set(shapes)
+    files = sorted(path for extension in PREDICTION_EXTENSIONS for path in Path(pred_dir).glob(f"*/*{extension}"))
+    return [f"{path.parent.name}/{path.name}" for path in files if (path.parent.name, path.stem) not in wanted]
+
+
+def model_identity(model) -> str:
+    """sha256 of a model's class and weights (its state dict): the same checkpoint gives the same hash."""
+    digest = hashlib.sha256(f"{type(model).__module__}.{type(model).__qualname__}".encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().flatten().view(torch.uint8).numpy().tobytes())
+    return f"model sha256:{digest.hexdigest()}"
+
+
+def files_identity(pred_dir: str | Path, pred_frame: str) -> str:
+    """sha256 of a prediction folder's files (names, sizes, modification times) and their frame."""
+    digest = hashlib.sha256(pred_frame.encode())
+    root = Path(pred_dir).resolve()
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            digest.update(f"{path.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return f"pred_dir {root} sha256:{digest.hexdigest()}"
+
+
+def one_line(exc: BaseException) -> str:
+    """``<ExceptionType>: <first line of its message>``."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
 def save_reconstruction(recon: Reconstruction, path: Path) -> None:

@@ -77,6 +77,9 @@ def print_table(summary: dict, columns: dict[str, MetricInfo], out_dir: Path) ->
     console = Console()
     console.width = max(console.width, 110)  # the table needs ~100 columns; narrower pipes would squeeze it
     console.print(table)
+    if summary.get("num_unmatched_files"):
+        console.print(f"{summary['num_unmatched_files']} prediction files match no shape of the split "
+                      f"(summary.json: unmatched_files): {', '.join(summary['unmatched_files'][:5])}")
     console.print(f"results: {out_dir} (per_shape.csv, metrics.md, summary.json, contact_sheet.png, reconstructions/)")
 
 
@@ -175,13 +178,25 @@ def _nan_to_none(value):
 
 def write_all(out_dir: Path, summary: dict, results: ResultsFile, columns: dict[str, MetricInfo],
               truth_source: GroundTruthSource, contact_sheet_shapes: int, loggers) -> None:
-    """``summary.json``, ``metrics.md``, the contact sheet, the dashboards and the console table."""
+    """The contact sheet, ``summary.json``, ``metrics.md``, the dashboards and the console table.
+
+    A picture that cannot be made (a bad prediction file, a plotting error) is skipped with a warning and
+    its reason in ``summary.json`` (``pictures``): pictures never abort an evaluation.
+    """
     split = summary["split"]
+    pairs, sheet = {}, None
+    summary["pictures"] = "none" if not contact_sheet_shapes else "ok"
+    if contact_sheet_shapes:
+        try:
+            pairs = _previews(results, truth_source, out_dir, contact_sheet_shapes)
+            sheet = contact_sheet(out_dir / "contact_sheet.png", pairs)
+            write_evaluation_view(out_dir, pairs, {row["model_id"]: row["synset"] for row in results.rows.values()})
+        except Exception as exc:  # noqa: BLE001 - the numbers matter more than the pictures
+            pairs, sheet = {}, None
+            summary["pictures"] = f"skipped: {type(exc).__name__}: {str(exc).strip()[:200]}"
+            log.warning("contact sheet %s", summary["pictures"])
     (out_dir / "summary.json").write_text(json.dumps(_nan_to_none(summary), indent=2, allow_nan=False) + "\n")
     write_markdown_table(out_dir / "metrics.md", summary, columns)
-    pairs = _previews(results, truth_source, out_dir, contact_sheet_shapes) if contact_sheet_shapes else {}
-    sheet = contact_sheet(out_dir / "contact_sheet.png", pairs)
-    write_evaluation_view(out_dir, pairs, {row["model_id"]: row["synset"] for row in results.rows.values()})
     previews = {f"{category}_{model_id}": pred for category, items in pairs.items() for model_id, _, pred, _ in items}
     rows = list(results.rows.values())
     log_to_dashboards(loggers, split, summary, rows, results.columns, sheet, previews)

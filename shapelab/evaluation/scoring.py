@@ -4,6 +4,7 @@ The metric columns (names, frames, report scales) are listed in ``METRICS`` and 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,7 +17,7 @@ from shapelab.geometry.sampling import sample_surface
 from shapelab.metrics.chamfer import chamfer_capnet, chamfer_deepsdf, chamfer_drwr, chamfer_occnet
 from shapelab.metrics.emd import emd_capnet
 from shapelab.metrics.fscore import fscore
-from shapelab.metrics.iou import mesh_iou
+from shapelab.metrics.iou import INSIDE_TESTS, mesh_iou
 from shapelab.metrics.nearest import match_points
 from shapelab.metrics.normal_consistency import normal_consistency
 from shapelab.models.base import Reconstruction
@@ -50,6 +51,15 @@ METRICS: dict[str, MetricInfo] = {
 }
 
 
+EMPTY_POLICIES = ("penalty", "occnet")
+"""What an empty or degenerate prediction scores. ``penalty``: every distance its worst value (√3 per one-way
+unsquared term), IoU 0 also when neither prediction nor ground truth holds a point. ``occnet``: as OccNet's
+table, no Chamfer/EMD value at all (NaN: left out of the means, see ``shapes_per_metric``), accuracy and
+completeness √3, normal consistency -1, IoU 0 for an empty mesh and NaN when the union is empty."""
+NO_VALUE_WHEN_EMPTY = ("chamfer_l1_occnet", "chamfer_l2_occnet", "chamfer_deepsdf", "chamfer_capnet", "emd_capnet")
+"""Columns without a value for an empty prediction under ``empty_policy=occnet``."""
+
+
 def fscore_columns(thresholds: dict[str, float]) -> dict[str, MetricInfo]:
     """``fscore_<name>``, ``precision_<name>``, ``recall_<name>`` for each threshold (fraction of the bbox side)."""
     columns = {}
@@ -63,19 +73,29 @@ def fscore_columns(thresholds: dict[str, float]) -> dict[str, MetricInfo]:
 
 @dataclass
 class ScoringSettings:
-    """Sample counts of each protocol and the F-score thresholds (fractions of the GT's longest box edge)."""
+    """Sample counts of each protocol, the F-score thresholds (fractions of the GT's longest box edge), the
+    IoU inside test (`metrics.iou.mesh_contains`) and what an empty prediction scores (`EMPTY_POLICIES`)."""
 
     occnet_points: int = 100_000
     deepsdf_points: int = 30_000
     capnet_points: int = 1024
     fscore_thresholds: dict[str, float] = field(default_factory=lambda: {"1pct": 0.01, "2pct": 0.02})
     seed: int = 0
+    iou_inside: str = "occnet"
+    empty_policy: str = "penalty"
+
+    def __post_init__(self):
+        if self.iou_inside not in INSIDE_TESTS:
+            raise ShapelabError(f"evaluate.iou_inside={self.iou_inside!r}: choose one of {list(INSIDE_TESTS)}")
+        if self.empty_policy not in EMPTY_POLICIES:
+            raise ShapelabError(f"evaluate.empty_policy={self.empty_policy!r}: choose one of {list(EMPTY_POLICIES)}")
 
     @classmethod
     def from_config(cls, cfg) -> ScoringSettings:
         """The settings of an ``evaluate`` config (conf/evaluation/default.yaml)."""
         return cls(occnet_points=cfg.occnet_points, deepsdf_points=cfg.deepsdf_points,
-                   capnet_points=cfg.capnet_points, fscore_thresholds=dict(cfg.fscore_thresholds), seed=cfg.seed)
+                   capnet_points=cfg.capnet_points, fscore_thresholds=dict(cfg.fscore_thresholds), seed=cfg.seed,
+                   iou_inside=cfg.iou_inside, empty_policy=cfg.empty_policy)
 
     def columns(self) -> dict[str, MetricInfo]:
         return {**METRICS, **fscore_columns(self.fscore_thresholds)}
@@ -160,7 +180,9 @@ def _iou(recon, truth, settings) -> dict[str, float]:
         return {"iou": 0.0}
     mesh = recon.mesh.copy()
     mesh.vertices = truth.convert(mesh.vertices, recon.frame, "occnet")
-    return {"iou": mesh_iou(mesh, truth.occupancy["points"], truth.occupancy["occupancies"])}
+    empty_union = math.nan if settings.empty_policy == "occnet" else 0.0
+    return {"iou": mesh_iou(mesh, truth.occupancy["points"], truth.occupancy["occupancies"], settings.iou_inside,
+                            empty_union)}
 
 
 def _deepsdf(recon, truth, settings) -> dict[str, float]:
@@ -217,4 +239,6 @@ def score_shape(
             values.update(METRIC_GROUPS[group](recon, truth, settings))
         except MissingGroundTruth as reason:
             skipped[group] = str(reason)
+    if settings.empty_policy == "occnet" and is_empty(recon):
+        values.update({column: math.nan for column in NO_VALUE_WHEN_EMPTY if column in values})
     return values, skipped

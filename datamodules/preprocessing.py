@@ -44,6 +44,12 @@ import trimesh
 from shapelab.datamodules.formats import deepsdf, occnet
 from shapelab.datamodules.formats.validation import atomic_write
 from shapelab.geometry.axes import AXES, to_axes
+from shapelab.geometry.frames import (
+    deepsdf_to_original,
+    occnet_to_original,
+    original_to_deepsdf,
+    original_to_occnet,
+)
 from shapelab.geometry.inside import METHODS, occupancy, resolve_method, signed_distance
 from shapelab.geometry.normalisation import deepsdf_normalisation, occnet_normalisation
 from shapelab.geometry.raycast import render_view
@@ -371,9 +377,9 @@ class ShapeWriter:
             if self.test_sampling
             else (opts["sdf_samples"], DEEPSDF_VARIANCES)
         )
-        query = deepsdf_query_points((source + offset) * scale, count, rng, variances)
+        query = deepsdf_query_points(original_to_deepsdf(source, offset, scale), count, rng, variances)
         outer = source if options["method"] == "visibility" else None
-        sdf = signed_distance(mesh, query / scale - offset, surface_points=outer, **options) * scale
+        sdf = signed_distance(mesh, deepsdf_to_original(query, offset, scale), surface_points=outer, **options) * scale
         rows = np.column_stack([query, sdf]).astype(np.float32)
         deepsdf.write_sdf_samples(self.sdf_file, rows[sdf > 0], rows[sdf <= 0])
         deepsdf.write_normalisation(self.normalisation_file, offset, scale)
@@ -382,10 +388,10 @@ class ShapeWriter:
         opts, rng = self.options, self.rng("occnet")
         loc, scale = occnet_normalisation(mesh.vertices)
         surface, normals = self.surface(mesh, opts["pointcloud_points"], rng)
-        surface = (surface - loc) / scale
+        surface = original_to_occnet(surface, loc, scale)
         points = uniform_cube_points(opts["occ_points"], rng)
         resolution = opts["voxel_resolution"]
-        queries = np.concatenate([points, voxel_centres(resolution)]) * scale + loc
+        queries = occnet_to_original(np.concatenate([points, voxel_centres(resolution)]), loc, scale)
         inside = occupancy(mesh, queries, **self.inside_options(mesh))
         occnet.write_pointcloud(self.occnet_dir / "pointcloud.npz", surface, normals, loc, scale)
         occnet.write_voxels(

@@ -359,3 +359,28 @@ def test_empty_policy_default_is_penalty_and_documented(eval_cfg):
     assert eval_cfg.empty_policy == "penalty" and ScoringSettings().empty_policy == "penalty"
     docs = (Path(__file__).resolve().parents[1] / "docs" / "metrics.md").read_text()
     assert "`evaluate.empty_policy=penalty` (default)" in docs and "`evaluate.empty_policy=occnet`" in docs
+
+
+@pytest.mark.parametrize("gt_radius, gap, expected", [(5.0, 0.05, 1.0), (0.05, 0.005, 0.0)])
+def test_fscore_threshold_is_a_fraction_of_the_ground_truth_box(gt_radius, gap, expected):
+    """τ = fraction × the GT's longest box edge: a 0.05 gap is within 1 % of a 10-wide shape (τ = 0.1) and a
+    0.005 gap is not within 1 % of a 0.1-wide one (τ = 0.001); an unscaled τ = 0.01 gives the opposite."""
+    points, normals = sphere_points(gt_radius, 4000, seed=0)
+    truth = ShapeGroundTruth(pointcloud={"points": points, "normals": normals, "loc": LOC, "scale": OCC_SCALE})
+    pred = Reconstruction("occnet", points=sphere_points(gt_radius + gap, 4000, seed=0)[0])  # gap along each normal
+    values, _ = score_shape(pred, truth, ScoringSettings(fscore_thresholds={"1pct": 0.01}), ["occnet_surface"])
+    assert values["fscore_1pct"] == expected
+
+
+def test_markdown_table_shows_the_papers_report_scales(tmp_path):
+    """metrics.md shows chamfer_l1_occnet ×10 and chamfer_deepsdf ×10³ (the CSV/JSON keep unscaled values)."""
+    from shapelab.evaluation.report import write_markdown_table
+
+    columns = ScoringSettings().columns()
+    values = {name: math.nan for name in columns} | {"chamfer_l1_occnet": 0.0123, "chamfer_deepsdf": 0.000456}
+    summary = {"per_category": {"chair": {"num_shapes": 1, **values}}, "mean_over_classes": values,
+               "mean_over_shapes": values, "num_scored": 1, "num_failed": 0, "num_shapes": 1}
+    write_markdown_table(tmp_path / "metrics.md", summary, columns)
+    header, _, chair = (tmp_path / "metrics.md").read_text().splitlines()[:3]
+    cells = dict(zip([cell.strip() for cell in header.split("|")], [cell.strip() for cell in chair.split("|")]))
+    assert cells["chamfer_l1_occnet ×10 ↓"] == "0.123" and cells["chamfer_deepsdf ×1000 ↓"] == "0.456"

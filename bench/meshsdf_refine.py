@@ -6,7 +6,8 @@
 Trains a small DeepSDF (latent 32, 5 x 128, 1000 steps) in-process on built-in synthetic shapes
 (datamodules/synthetic.py, one category), then for each held-out shape and task runs
 `shapelab.stages.meshsdf.MeshSDFStage.run_shape`: the plain DeepSDF answer from the observation (before) and its
-MeshSDF refinement (after), scored with DeepSDF Chamfer (x1e3, unit-sphere frame) and volumetric IoU.
+MeshSDF refinement (after), scored by the evaluation's `score_shape`: DeepSDF Chamfer (x1e3; the ground truth's
+"original" frame is the unit-sphere frame here) and volumetric IoU on 100k uniform points in [-1, 1]^3.
 Tasks: "pointcloud" (2000 surface points, surface Chamfer) and "silhouette" (masks from ring cameras,
 silhouette L1 only). Last line (silhouette task, mean over held-out shapes):
 ``meshsdf_refine chamfer_before=<> chamfer_after=<> iou_before=<> iou_after=<>``.
@@ -21,16 +22,20 @@ from pathlib import Path
 import numpy as np
 import torch
 from shapelab.datamodules.synthetic import CATEGORIES, generate_shape
-from shapelab.geometry.inside import signed_distance
+from shapelab.geometry.inside import occupancy, signed_distance
 from shapelab.geometry.normalisation import deepsdf_normalisation
 from shapelab.geometry.sampling import deepsdf_query_points, sample_surface
 from shapelab.losses.deepsdf import clamped_l1
 from shapelab.losses.meshsdf import MeshSDFLoss
+from shapelab.models.base import Reconstruction
 from shapelab.models.latent_optimisation import LatentFitSchedule
 from shapelab.models.networks.deepsdf_decoder import DeepSDFDecoder
 from shapelab.renderers.soft_silhouette import SoftSilhouette
 from shapelab.stages.meshsdf import MeshSDFStage, RefineSchedule, ShapeTarget
 from torch import nn
+
+from shapelab.evaluation.ground_truth import ShapeGroundTruth
+from shapelab.evaluation.scoring import ScoringSettings, score_shape
 
 
 def built_in_shape(synset: str, index: int, num_samples: int, rng: np.random.Generator):
@@ -40,8 +45,19 @@ def built_in_shape(synset: str, index: int, num_samples: int, rng: np.random.Gen
     mesh.vertices = (mesh.vertices + offset) * scale
     surface = sample_surface(mesh, 30000, rng)[0]
     xyz = deepsdf_query_points(surface, num_samples, rng)
-    target = ShapeTarget(f"{synset}_{index}", mesh, surface)
+    target = ShapeTarget((synset, str(index)), mesh, surface)
     return target, torch.tensor(xyz, dtype=torch.float32), torch.tensor(signed_distance(mesh, xyz))
+
+
+def score(mesh, target: ShapeTarget, rng: np.random.Generator) -> dict[str, float]:
+    """``chamfer`` (DeepSDF Chamfer x1e3) and ``iou`` of a deepsdf-frame mesh, by the evaluation's score_shape; the
+    ground truth is given with frame parameters that make "original" and "occnet" equal to the deepsdf frame."""
+    points = rng.uniform(-1.0, 1.0, (100_000, 3))
+    identity = (np.zeros(3), 1.0)
+    truth = ShapeGroundTruth(surface=target.surface_points, normalisation=identity, occupancy={
+        "points": points, "occupancies": occupancy(target.mesh, points), "loc": np.zeros(3), "scale": 1.0})
+    values, _ = score_shape(Reconstruction("deepsdf", mesh=mesh), truth, ScoringSettings(), ["deepsdf", "iou"])
+    return {"chamfer": 1e3 * values["chamfer_deepsdf"], "iou": values["iou"]}
 
 
 def train_deepsdf(xyz: torch.Tensor, sdf: torch.Tensor, steps: int, seed: int) -> DeepSDFDecoder:
@@ -99,10 +115,12 @@ def main() -> None:
         rows = []
         for target, _, _ in shapes[num_train:]:
             task_start = time.perf_counter()
-            rows.append(stage.run_shape(decoder, target, args.out / task / target.name))
-            print(f"{task:>10} {target.name}: " + " ".join(f"{k}={v:.4g}" for k, v in rows[-1].items() if k != "shape")
+            meshes = stage.run_shape(decoder, target, args.out / task)
+            rows.append({f"{key}_{label}": value for label, mesh in meshes.items()
+                         for key, value in score(mesh, target, np.random.default_rng(args.seed)).items()})
+            print(f"{task:>10} {'_'.join(target.key)}: " + " ".join(f"{k}={v:.4g}" for k, v in rows[-1].items())
                   + f" ({time.perf_counter() - task_start:.0f} s)")
-        summary[task] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "shape"}
+        summary[task] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
         print(f"{task:>10} mean: " + " ".join(f"{k}={v:.4g}" for k, v in summary[task].items()))
     print(f"total {time.perf_counter() - start:.0f} s")
     s = summary["silhouette"]

@@ -5,7 +5,8 @@ frozen, `models.latent_optimisation.fit_latents`); (2) MeshSDF refinement of tha
 also the decoder): each iteration extracts the mesh (marching cubes, `geometry.isosurface.SurfaceTracker`),
 makes its vertices differentiable (dL/ds = -(dL/dv)·n) and steps on a mesh loss (`losses.meshsdf`):
 surface Chamfer to a target point cloud ("pointcloud" task) or silhouette L1 against masks seen by
-known cameras ("silhouette" task). Both answers are scored the same way (`shape_metrics`).
+known cameras ("silhouette" task). Both answers are scored by the evaluation pipeline
+(`shapelab.evaluation.evaluate_predictions`), so their numbers are evaluate.py's documented columns.
 
 The plain DeepSDF answer from silhouettes fits the latent to pseudo-SDF samples of the visual hull
 (points seen outside a mask are outside, +clamp; points inside every mask are taken as inside, -clamp).
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +30,9 @@ import trimesh
 from omegaconf import DictConfig, OmegaConf
 from shapelab.declarative.level_set import declarative_vertices
 from shapelab.geometry.extraction import extract_mesh
-from shapelab.geometry.inside import occupancy
 from shapelab.geometry.isosurface import SurfaceTracker, differentiable_vertices
 from shapelab.geometry.raycast import camera_rays
-from shapelab.geometry.sampling import sample_surface
 from shapelab.losses.meshsdf import MeshSDFLoss
-from shapelab.metrics.chamfer import chamfer_deepsdf
-from shapelab.metrics.iou import mesh_iou
 from shapelab.models.latent_optimisation import LatentFitSchedule, fit_latents
 from shapelab.renderers.cameras import look_at_origin, project
 from shapelab.stages.base import Stage, StageRun
@@ -43,6 +41,7 @@ from tqdm.auto import tqdm
 
 from shapelab.dashboards import log_image, log_shapes
 from shapelab.errors import ShapelabError
+from shapelab.evaluation import evaluate_predictions
 from shapelab.evaluation.ground_truth import GroundTruthSource
 
 log = logging.getLogger("shapelab.meshsdf")
@@ -80,9 +79,10 @@ def load_deepsdf_checkpoint(ckpt_path: str | Path, decoder_cfg: DictConfig | Non
 # -- targets and observations ------------------------------------------------------------------------
 @dataclass
 class ShapeTarget:
-    """A ground-truth shape in the deepsdf frame: its mesh (silhouettes, IoU) and surface samples (Chamfer)."""
+    """A ground-truth shape (``key`` = (synset, model_id)) in the deepsdf frame: its mesh (silhouette
+    observations) and surface samples (point-cloud observations)."""
 
-    name: str
+    key: tuple[str, str]
     mesh: trimesh.Trimesh
     surface_points: np.ndarray
 
@@ -121,16 +121,6 @@ def visual_hull_sdf_samples(masks: torch.Tensor, K: torch.Tensor, Rt: torch.Tens
     u, v = pixels[..., 0].clamp(0, size - 1), pixels[..., 1].clamp(0, size - 1)
     seen_inside = in_image & (masks[torch.arange(len(masks))[:, None], v, u] > 0.5)
     return points, torch.where(seen_inside.all(0), -clamp, clamp)
-
-
-def shape_metrics(mesh: trimesh.Trimesh, target: ShapeTarget, rng: np.random.Generator,
-                  num_samples: int = 30000, num_iou_points: int = 100000) -> dict[str, float]:
-    """``chamfer``: DeepSDF Chamfer (sum of mean squared distances) of ``num_samples`` mesh samples vs the
-    target's surface samples, deepsdf frame, x1e3; ``iou``: volumetric IoU on uniform points in [-1, 1]^3."""
-    points = rng.uniform(-1.0, 1.0, (num_iou_points, 3))
-    iou = mesh_iou(mesh, points, occupancy(target.mesh, points))
-    predicted = sample_surface(mesh, num_samples, rng)[0] if len(mesh.faces) else np.zeros((0, 3))
-    return {"chamfer": 1e3 * chamfer_deepsdf(predicted, target.surface_points), "iou": iou}
 
 
 # -- refinement ---------------------------------------------------------------------------------------
@@ -271,39 +261,56 @@ class MeshSDFStage(Stage):
         self.gradient = gradient
 
     def run(self, run: StageRun) -> dict[str, float]:
+        """Refine every target shape, then score the before / after meshes with the evaluation pipeline
+        (``evaluate_predictions``: the documented columns of docs/metrics.md, e.g. ``chamfer_deepsdf``, ``iou``)
+        into ``<run>/meshsdf/eval_{before,after}/``; returns ``meshsdf/<column>_{before,after}`` (class means)."""
         cfg, datamodule = run.cfg, run.datamodule
         if not self.checkpoint:
             raise ShapelabError("stage.checkpoint is not set; give a DeepSDF run's checkpoints/last.ckpt")
+        if cfg.get("evaluate") is None:
+            raise ShapelabError("evaluate: missing from the run config; the meshsdf stage scores with it "
+                                "(conf/evaluation/default.yaml)")
         decoder, _ = load_deepsdf_checkpoint(self.checkpoint, cfg.model.get("decoder"))
         out_dir = Path(cfg.paths.output_dir) / "meshsdf"
-        targets = load_targets(datamodule, self.split, self.max_shapes)
+        shapes = [tuple(shape) for shape in datamodule.split_shapes(self.split)[: self.max_shapes]]
         steps = self.refine.iterations + 1
-        rows = [self.run_shape(decoder, target, out_dir / target.name, run.loggers, first_step=index * steps)
-                for index, target in enumerate(tqdm(targets, desc="meshsdf"))]
+        for index, target in enumerate(tqdm(load_targets(datamodule, shapes, self.split), desc="meshsdf")):
+            self.run_shape(decoder, target, out_dir, run.loggers, first_step=index * steps)
+        evaluate_cfg = OmegaConf.merge(cfg.evaluate, {"split": self.split})
+        metrics = {}
+        for label in ("before", "after"):
+            scored = evaluate_predictions(out_dir / label, "deepsdf", datamodule, evaluate_cfg, out_dir / f"eval_{label}",
+                                          shapes=shapes)
+            prefix = f"eval/{self.split}/"
+            metrics.update({f"meshsdf/{name.removeprefix(prefix)}_{label}": value for name, value in scored.items()
+                            if not math.isnan(value)})
         for logger in run.loggers:
+            logger.log_metrics(metrics, step=len(shapes) * steps)
             logger.save()
-        summary = {key: float(np.mean([row[key] for row in rows])) for key in rows[0] if key != "shape"}
-        (out_dir / "results.json").write_text(json.dumps({"mean": summary, "shapes": rows}, indent=2))
-        return {f"meshsdf/{key}": value for key, value in summary.items()}
+        (out_dir / "results.json").write_text(json.dumps({"mean_over_classes": metrics}, indent=2) + "\n")
+        return metrics
 
-    def run_shape(self, decoder: nn.Module, target: ShapeTarget, out_dir: Path, loggers=(), first_step: int = 0) -> dict:
-        """Before / after metrics of one shape; meshes and silhouettes logged along the way to ``loggers`` at
-        steps ``first_step + iteration`` (shapes follow each other on one step axis, as W&B needs)."""
+    def run_shape(self, decoder: nn.Module, target: ShapeTarget, out_dir: Path, loggers=(),
+                  first_step: int = 0) -> dict[str, trimesh.Trimesh]:
+        """Refine one shape; returns ``{"before": mesh, "after": mesh}`` (deepsdf frame), also written to
+        ``<out_dir>/{before,after}/<synset>/<model_id>.ply``. Every ``log_every`` iterations the mesh goes to
+        ``<out_dir>/<synset>_<model_id>/iter_<i>.ply``; losses, silhouettes and meshes go to ``loggers`` at steps
+        ``first_step + iteration`` (shapes follow each other on one step axis, as W&B needs)."""
         rng = np.random.default_rng(self.seed)
         generator = torch.Generator().manual_seed(self.seed)
         targets = observation_targets(target, self.task, self.num_points, self.num_views, self.image_size, rng)
         latent = deepsdf_baseline(decoder, targets, self.baseline, generator)
-        before = latent_mesh(decoder, latent, self.refine.resolution)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        before.export(out_dir / "before.ply")
+        synset, model_id = target.key
+        meshes = {"before": latent_mesh(decoder, latent, self.refine.resolution)}
         log_view = ring_cameras(1, 128)
+        name = f"{synset}_{model_id}"
 
         def on_iteration(iteration: int, mesh: trimesh.Trimesh, record: dict) -> None:
-            step, key = first_step + iteration, f"meshsdf/{target.name}"
+            step, key = first_step + iteration, f"meshsdf/{name}"
             for logger in loggers:
-                logger.log_metrics({f"{key}/{name}": value for name, value in record.items()}, step=step)
+                logger.log_metrics({f"{key}/{term}": value for term, value in record.items()}, step=step)
             if iteration % self.log_every == 0:
-                mesh.export(out_dir / f"iter_{iteration:04d}.ply")
+                _export(mesh, out_dir / name / f"iter_{iteration:04d}.ply")
                 if loggers:
                     pictures = torch.cat([render_masks(m, *log_view, 128)[0] for m in (mesh, target.mesh)], 1)
                     grey = (pictures.numpy() * 255).astype(np.uint8)
@@ -312,19 +319,20 @@ class MeshSDFStage(Stage):
 
         latent, _ = refine_latent(decoder, latent, self.loss, targets, self.refine, on_iteration, generator,
                                   self.gradient)
-        after = latent_mesh(decoder, latent, self.refine.resolution)
-        after.export(out_dir / "after.ply")
-        row = {"shape": target.name}
-        for label, mesh in (("before", before), ("after", after)):
-            for key, value in shape_metrics(mesh, target, np.random.default_rng(self.seed)).items():
-                row[f"{key}_{label}"] = value
-        return row
+        meshes["after"] = latent_mesh(decoder, latent, self.refine.resolution)
+        for label, mesh in meshes.items():
+            _export(mesh, out_dir / label / synset / f"{model_id}.ply")
+        return meshes
 
 
-def load_targets(datamodule, split: str, max_shapes: int | None) -> list[ShapeTarget]:
-    """Ground truth of a split of an SDF datamodule: raw mesh + SurfaceSamples, in the deepsdf frame
+def _export(mesh: trimesh.Trimesh, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mesh.export(path)
+
+
+def load_targets(datamodule, shapes: list[tuple[str, str]], split: str) -> list[ShapeTarget]:
+    """Ground truth of ``shapes`` of an SDF datamodule: raw mesh + SurfaceSamples, in the deepsdf frame
     (files read by the evaluation's `GroundTruthSource`)."""
-    shapes = datamodule.split_shapes(split)[:max_shapes]
     source = GroundTruthSource.from_datamodule(datamodule)
     targets = []
     for synset, model_id in shapes:
@@ -338,5 +346,5 @@ def load_targets(datamodule, split: str, max_shapes: int | None) -> list[ShapeTa
                                 f"for {synset}/{model_id}; run preprocess.py for the {split} split")
         mesh = trimesh.load(raw, force="mesh", process=False)
         mesh = trimesh.Trimesh(truth.frames.from_original(mesh.vertices, "deepsdf"), mesh.faces, process=False)
-        targets.append(ShapeTarget(f"{synset}_{model_id}", mesh, truth.frames.from_original(truth.surface, "deepsdf")))
+        targets.append(ShapeTarget((synset, model_id), mesh, truth.frames.from_original(truth.surface, "deepsdf")))
     return targets

@@ -55,12 +55,14 @@ def evaluate_model(model, datamodule, cfg_evaluate: DictConfig, out_dir: str | P
 
 
 def evaluate_predictions(
-    pred_dir: str | Path, pred_frame: str, datamodule, cfg_evaluate: DictConfig, out_dir: str | Path, loggers=None
+    pred_dir: str | Path, pred_frame: str, datamodule, cfg_evaluate: DictConfig, out_dir: str | Path, loggers=None,
+    shapes: list[ShapeKey] | None = None,
 ) -> dict:
     """Score files ``<pred_dir>/<synset>/<model_id>.(obj|ply|off|npz)`` (meshes or point clouds in frame
-    ``pred_frame``) against the datamodule's ground truth for every shape of the split. Files for shapes
-    outside the split are counted and named in ``summary.json`` (``unmatched_files``)."""
-    shapes = split_shapes(datamodule, cfg_evaluate.split)
+    ``pred_frame``) against the datamodule's ground truth for every shape of the split (or of ``shapes``,
+    e.g. the part of a split a stage worked on). Files for other shapes are counted and named in
+    ``summary.json`` (``unmatched_files``)."""
+    shapes = split_shapes(datamodule, cfg_evaluate.split) if shapes is None else [tuple(key) for key in shapes]
     stream = files_stream(pred_dir, pred_frame, shapes)
     return _evaluate(stream, shapes, datamodule, cfg_evaluate, Path(out_dir), loggers, f"pred_dir {pred_dir}",
                      files_identity(pred_dir, pred_frame), unmatched_files(pred_dir, shapes), check_axes=True)

@@ -12,6 +12,7 @@ import trimesh
 from omegaconf import OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 from shapelab.datamodules.formats.deepsdf import write_normalisation, write_surface_samples
+from shapelab.datamodules.formats.occnet import write_points
 from shapelab.losses.meshsdf import MeshSDFLoss
 from shapelab.models.latent_optimisation import LatentFitSchedule
 from shapelab.models.networks.deepsdf_decoder import DeepSDFDecoder
@@ -31,6 +32,7 @@ from shapelab.stages.meshsdf import (
 from torch import nn
 
 from shapelab.errors import ShapelabError
+from shapelab.evaluation import evaluate_predictions
 from tests.conftest import event_tags
 
 
@@ -49,7 +51,7 @@ class SphereDecoder(nn.Module):
 
 def sphere_target(radius: float) -> ShapeTarget:
     mesh = trimesh.creation.icosphere(subdivisions=4, radius=radius)
-    return ShapeTarget("sphere", mesh, mesh.sample(5000, seed=0))
+    return ShapeTarget(("s", "sphere"), mesh, mesh.sample(5000, seed=0))
 
 
 SCHEDULE = RefineSchedule(iterations=30, lr=0.02, resolution=24, band_cells=2)
@@ -156,6 +158,9 @@ class TinySdfData:
         deepsdf = self.format_dir("deepsdf")
         write_normalisation(deepsdf / "NormalizationParameters" / "tiny" / "s" / "a.npz", np.zeros(3), 2.0)
         write_surface_samples(deepsdf / "SurfaceSamples" / "tiny" / "s" / "a.ply", mesh.sample(2000, seed=0))
+        query = np.random.default_rng(0).uniform(-0.55, 0.55, (20000, 3))  # occnet frame: original / 0.5
+        write_points(self.format_dir("occnet") / "s" / "a" / "points.npz", query, np.linalg.norm(query, axis=1) < 0.5,
+                     np.zeros(3), 0.5)
 
     def split_shapes(self, split):
         return [("s", "a")]
@@ -166,6 +171,10 @@ class TinySdfData:
     @property
     def deepsdf_root(self):  # where the evaluation's GroundTruthSource reads SurfaceSamples and NormalizationParameters
         return self.format_dir("deepsdf")
+
+    @property
+    def occnet_root(self):  # ... and points.npz (the iou column)
+        return self.format_dir("occnet")
 
 
 def test_stage_runs_from_a_checkpoint_and_logs_meshes(tmp_path):
@@ -182,19 +191,24 @@ def test_stage_runs_from_a_checkpoint_and_logs_meshes(tmp_path):
         image_size=24,
         log_every=2,
     )
-    cfg = OmegaConf.create({"paths": {"output_dir": str(tmp_path / "out")}, "model": {"decoder": None}})
+    evaluate_cfg = OmegaConf.load(Path(__file__).resolve().parents[2] / "conf" / "evaluation" / "default.yaml")
+    evaluate_cfg.deepsdf_points, evaluate_cfg.occnet_points, evaluate_cfg.contact_sheet_shapes = 5000, 5000, 0
+    cfg = OmegaConf.create({"paths": {"output_dir": str(tmp_path / "out")}, "model": {"decoder": None},
+                            "evaluate": evaluate_cfg})
+    data = TinySdfData(tmp_path / "data")
     tensorboard = TensorBoardLogger(str(tmp_path / "out"), name="tensorboard", version="")
-    metrics = stage.run(StageRun(cfg, TinySdfData(tmp_path / "data"), [tensorboard], tmp_path / "out"))
-    assert set(metrics) == {f"meshsdf/{k}_{w}" for k in ("chamfer", "iou") for w in ("before", "after")}
+    metrics = stage.run(StageRun(cfg, data, [tensorboard], tmp_path / "out"))
     assert metrics["meshsdf/iou_after"] > 0.5  # the fitted sphere, radius 0.5 in the deepsdf frame
     out = tmp_path / "out" / "meshsdf"
-    assert json.loads((out / "results.json").read_text())["shapes"][0]["shape"] == "s_a"
-    assert {p.name for p in (out / "s_a").iterdir()} >= {
-        "before.ply",
-        "after.ply",
-        "iter_0000.ply",
-        "iter_0002.ply",
-    }
+    # the stage's numbers are evaluate.py's documented columns on the same meshes (issue 13 #1)
+    for label in ("before", "after"):
+        files = evaluate_predictions(out / label, "deepsdf", data, evaluate_cfg, tmp_path / f"evaluate_{label}",
+                                     shapes=[("s", "a")])
+        for column in ("chamfer_deepsdf", "iou", "chamfer_capnet"):
+            assert metrics[f"meshsdf/{column}_{label}"] == files[f"eval/test/{column}"]
+    assert json.loads((out / "results.json").read_text())["mean_over_classes"] == metrics
+    assert {p.name for p in (out / "s_a").iterdir()} >= {"iter_0000.ply", "iter_0002.ply"}
     tags = event_tags(tmp_path / "out" / "tensorboard")  # the run's logger, not a writer of the stage's own
     assert {"meshsdf/s_a/mesh_VERTEX", "meshsdf/s_a/mesh_FACE", "meshsdf/s_a/silhouette_vs_target"} <= tags["tensors"] | tags[
         "images"]
+    assert "meshsdf/iou_after" in tags["scalars"]

@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from shapelab.renderers.cameras import colmap_to_opencv_intrinsics
 from shapelab.sfm.cameras_file import CaptureCameras
 from shapelab.sfm.frame import object_frame, object_points
 
+from shapelab.dashboards import figure_to_rgb
 from shapelab.errors import ShapelabError
 
 
@@ -138,11 +138,9 @@ def cameras_picture(cameras: CaptureCameras, points: np.ndarray, colours: np.nda
     ax.set_ylabel("z")
     ax.set_zlabel("y (up)")
     ax.set_title(title)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="raw")
-    width, height = fig.canvas.get_width_height()
+    picture = figure_to_rgb(fig)
     plt.close(fig)
-    return np.frombuffer(buffer.getvalue(), dtype=np.uint8).reshape(height, width, 4)[..., :3].copy()
+    return picture
 
 
 def model_statistics(reconstruction, image_names: list[str]) -> dict:

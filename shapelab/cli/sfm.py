@@ -15,10 +15,12 @@ os.environ.setdefault("SHAPELAB_ROOT", str(Path(__file__).resolve().parents[2]))
 
 def sfm(cfg: DictConfig) -> dict:
     """Run the SfM ``cfg`` describes (rendering the built-in capture first when ``builtin`` is set); returns
-    the report and logs the cameras picture to the configured loggers."""
+    the report and logs the cameras picture and the sparse points to the configured loggers."""
     import numpy as np
+    import trimesh
     from PIL import Image
 
+    from shapelab.dashboards import log_image, log_shapes
     from shapelab.runs import instantiate_group
     from shapelab.sfm.pipeline import SfmOptions
     from shapelab.sfm.run import run_sfm, summary_lines
@@ -36,10 +38,10 @@ def sfm(cfg: DictConfig) -> dict:
     options = SfmOptions(**OmegaConf.to_container(cfg.colmap, resolve=True))
     report = run_sfm(images_dir, out_dir, options, masks_dir, gt_cameras, cfg.overwrite, cfg.progress)
     picture = np.asarray(Image.open(out_dir / "cameras.png").convert("RGB"))
-    from shapelab.models.image_to_points import log_image_to_loggers
-
+    points = np.asarray(trimesh.load(out_dir / "points.ply", process=False).vertices)
     loggers = instantiate_group(cfg.get("logger"))
-    log_image_to_loggers(loggers, "sfm/cameras", picture, 0)
+    log_image(loggers, "sfm/cameras", picture, 0)
+    log_shapes(loggers, "sfm/points", {"sparse_points": points}, 0)
     for logger in loggers:
         logger.log_metrics({f"sfm/{key}": float(value) for key, value in flat_numbers(report).items()}, step=0)
         logger.finalize("success")

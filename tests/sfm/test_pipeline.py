@@ -209,3 +209,18 @@ def test_drwr_trains_on_a_capture_unchanged(capture, compose_cfg, tmp_path):
         cfg.pop("hydra")
     metrics = train(cfg)
     assert np.isfinite(metrics["train/loss"]) and np.isfinite(metrics["val/chamfer_capnet"])
+
+
+@pytest.mark.slow
+def test_sfm_command_logs_the_picture_to_the_dashboard(capture, compose_cfg, tmp_path, capsys):
+    from shapelab.cli.sfm import sfm
+
+    cfg = compose_cfg("sfm", [f"images_dir={capture / 'images'}", f"masks_dir={capture / 'masks'}",
+                              f"gt_cameras={capture / 'cameras_true.npz'}", f"out_dir={tmp_path / 'out'}",
+                              f"paths.output_dir={tmp_path / 'run'}", "progress=false", "colmap.camera_model=PINHOLE",
+                              *[f"colmap.{key}={value}" for key, value in OPTIONS.items()]])
+    report = sfm(cfg)
+    assert report["camera_model"] == "PINHOLE" and not (tmp_path / "out" / "undistorted").exists()
+    assert list((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*"))
+    printed = capsys.readouterr().out
+    assert "registered: 12/12 images" in printed and "vs true cameras" in printed

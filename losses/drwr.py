@@ -94,17 +94,44 @@ def inside_neighbour_pairs(uv: torch.Tensor, inside: torch.Tensor, radius: float
     return torch.from_numpy(np.concatenate(rows).astype(np.int64)).to(uv.device)
 
 
+def crowded(uv: torch.Tensor, inside: torch.Tensor, radius: float, share: float = 0.05) -> bool:
+    """Whether the inside points are so bunched (e.g. the untrained network's clump) that listing their close pairs
+    costs more than the dense N x N kernel: pairs sharing one radius-sized grid cell (a lower bound of the close
+    pairs) exceed ``share`` of all pairs. Args: uv (M, N, 2); inside (M, N) bool."""
+    cells = torch.floor(uv.detach() / radius).long()
+    view = torch.arange(uv.shape[0], device=uv.device)[:, None].expand_as(inside)
+    keys = torch.stack([view[inside], cells[..., 0][inside], cells[..., 1][inside]], -1)
+    if len(keys) == 0:
+        return False
+    counts = torch.unique(keys, dim=0, return_counts=True)[1].double()
+    return bool((counts * (counts - 1) / 2).sum() > share * uv.shape[0] * uv.shape[1] ** 2 / 2)
+
+
+def dense_inside_kernel(uv: torch.Tensor, inside: torch.Tensor, bandwidth_px: float, radius: float) -> torch.Tensor:
+    """Σ over ordered pairs n ≠ m of inside points closer than ``radius`` of exp(-d²/h²), per view, from the full
+    N x N distance matrix. Args: uv (M, N, 2); inside (M, N) bool. Returns (M,)."""
+    sq_norm = (uv**2).sum(-1)
+    sq_dist = (sq_norm[:, :, None] + sq_norm[:, None, :] - 2.0 * uv @ uv.mT).clamp_min(0.0)
+    both = inside[:, :, None] & inside[:, None, :] & ~torch.eye(uv.shape[1], dtype=torch.bool, device=uv.device)
+    use = both & (sq_dist <= radius**2)
+    return torch.where(use, torch.exp(-sq_dist / bandwidth_px**2), 0.0).sum(dim=(1, 2))
+
+
 def drwr_repulsion(uv: torch.Tensor, inside: torch.Tensor, bandwidth_px: float, cutoff: float = 3.0) -> torch.Tensor:
     """DRWR Eq. 3: structure-aware repulsion between projected points that are both inside.
 
-    Only pairs closer than ``cutoff · h`` are summed (neighbours from a KD-tree, O(N log N) per view);
+    Only pairs closer than ``cutoff · h`` are summed (neighbours from a KD-tree, O(N log N) per view; when the
+    points are bunched so that most pairs are close, the dense N x N kernel instead, see :func:`crowded`);
     a farther pair would add less than exp(-cutoff²) each (1.2e-4 at the default 3).
 
     Args: uv: (B, V, N, 2) projected points; inside: (B, V, N) bool; bandwidth_px: h. Returns: (B, V).
     """
     lead, num_points = uv.shape[:-2], uv.shape[-2]
-    flat_uv = uv.reshape(-1, num_points, 2)
-    pairs = inside_neighbour_pairs(flat_uv, inside.reshape(-1, num_points), cutoff * bandwidth_px)
+    flat_uv, flat_inside = uv.reshape(-1, num_points, 2), inside.reshape(-1, num_points)
+    radius = cutoff * bandwidth_px
+    if crowded(flat_uv, flat_inside, radius):
+        return (dense_inside_kernel(flat_uv, flat_inside, bandwidth_px, radius) / num_points).reshape(lead)
+    pairs = inside_neighbour_pairs(flat_uv, flat_inside, radius)
     view, first, second = pairs.unbind(-1)
     sq_dist = ((flat_uv[view, first] - flat_uv[view, second]) ** 2).sum(-1)
     kernel = 2.0 * torch.exp(-sq_dist / bandwidth_px**2)  # each unordered pair counts as (n, m) and (m, n)

@@ -6,7 +6,14 @@ import math
 import numpy as np
 import pytest
 import torch
-from shapelab.losses.drwr import DrwrLoss, drwr_repulsion, drwr_unary, inside_silhouette, sample_bilinear
+from shapelab.losses.drwr import (
+    DrwrLoss,
+    crowded,
+    drwr_repulsion,
+    drwr_unary,
+    inside_silhouette,
+    sample_bilinear,
+)
 from shapelab.renderers.point_projection import PointProjection
 
 from tests.torch_threads import single_thread  # noqa: F401  (autouse: one torch thread)
@@ -73,6 +80,18 @@ def test_repulsion_matches_pair_loop_only_inside_pairs(cutoff):
     if cutoff == 3.0:  # the neighbour cut changes the all-pairs value by < exp(-9) per pair
         all_pairs = drwr_repulsion(torch.from_numpy(uv), torch.from_numpy(inside), 1.5, 100.0).numpy()
         assert np.allclose(ours, all_pairs, atol=15 * math.exp(-9))
+
+
+@pytest.mark.parametrize("spread, dense", [(0.5, True), (40.0, False)])
+def test_repulsion_dense_and_neighbour_paths_match_the_loop(spread, dense):
+    """A clump (the untrained network's) takes the dense N x N kernel, spread points the KD-tree pairs; same values."""
+    rng = np.random.default_rng(4)
+    uv = 30 + spread * rng.uniform(size=(1, 2, 60, 2))
+    inside = rng.uniform(size=(1, 2, 60)) < 0.8
+    assert crowded(torch.from_numpy(uv[0]), torch.from_numpy(inside[0]), 3.0) == dense
+    ours = drwr_repulsion(torch.from_numpy(uv), torch.from_numpy(inside), 1.0).numpy()
+    expected = [repulsion_loop(uv[0, v], inside[0, v], 1.0, 3.0) for v in range(2)]
+    assert np.allclose(ours[0], expected, rtol=1e-12) and min(expected) > 0
 
 
 def test_drwr_terms_pass_gradcheck():

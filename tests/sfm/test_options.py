@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import pytest
-
-from shapelab.errors import ShapelabError
 from shapelab.sfm.images import ImageCheck
 from shapelab.sfm.pipeline import SfmOptions, mapping_options
+
+from shapelab.errors import ShapelabError
 
 pycolmap = pytest.importorskip("pycolmap")
 
@@ -53,7 +53,6 @@ def test_bad_options_are_one_line(options, message):
 def test_one_shared_camera_or_one_per_photo(tmp_path, shared, cameras):
     import numpy as np
     from PIL import Image
-
     from shapelab.sfm.pipeline import extract
 
     rng = np.random.default_rng(0)

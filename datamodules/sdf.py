@@ -6,7 +6,8 @@ Batch (DEVELOPING.md "Batches"): ``index`` (B,) long = row of the shape in its s
 uniformly with replacement (as DeepSDF's ``unpack_sdf_samples``).
 
 Training batches are B scenes x ``samples_per_scene``; val/test batches carry, per shape, the fixed
-``eval_samples`` samples that test-time latent optimisation draws its per-step subsets from.
+``eval_samples`` samples that test-time latent optimisation draws its per-step subsets from, or with
+``eval_samples=None`` the whole file (pos rows, then neg; as DeepSDF's reconstruction, one shape per batch).
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ class SdfSamplesDataset(ShapeDataset):
         self,
         files: Sequence[Path],
         shapes: Sequence[tuple[str, str]],
-        num_samples: int,
+        num_samples: int | None,
         seed: int,
         train: bool,
         arrays: list[tuple[np.ndarray, np.ndarray]] | None = None,
@@ -56,7 +57,10 @@ class SdfSamplesDataset(ShapeDataset):
 
     def load(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         pos, neg = self.arrays[index] if self.arrays is not None else check_sdf_samples(self.files[index])
-        rows = torch.from_numpy(sample_half_pos_half_neg(pos, neg, self.num_samples, rng))
+        if self.num_samples is None:
+            rows = torch.from_numpy(np.concatenate([pos, neg]))
+        else:
+            rows = torch.from_numpy(sample_half_pos_half_neg(pos, neg, self.num_samples, rng))
         return {"xyz": rows[:, :3], "sdf": rows[:, 3]}
 
 
@@ -78,7 +82,8 @@ class SdfDataModule(ShapeDataModule):
 
     Args (beyond ``ShapeDataModule``'s):
         samples_per_scene: S of a training batch (DeepSDF: 16384).
-        eval_samples: samples per shape in val/test batches (pool for test-time latent optimisation).
+        eval_samples: samples per shape in val/test batches (pool for test-time latent optimisation);
+            None = every sample of the file (needs ``eval_batch_size`` 1: files differ in length).
         preload: keep every split's samples in RAM (DeepSDF's ``load_ram``); workers share it on fork.
         A split may be a name or a path to a split JSON (e.g. DeepSDF's ``examples/splits/sv2_chairs_train.json``).
     """
@@ -87,11 +92,15 @@ class SdfDataModule(ShapeDataModule):
         self,
         *args,
         samples_per_scene: int = 16384,
-        eval_samples: int = 16384,
+        eval_samples: int | None = 16384,
         preload: bool = False,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        if eval_samples is None and self.eval_batch_size != 1:
+            raise ShapelabError(
+                f"data.eval_samples=null (whole SdfSamples files) needs data.eval_batch_size=1, got {self.eval_batch_size}"
+            )
         self.samples_per_scene, self.eval_samples, self.preload = samples_per_scene, eval_samples, preload
         self._shapes: dict[str, list[tuple[str, str]]] = {}
 

@@ -83,17 +83,32 @@ def evaluate_field(
     return values
 
 
-def grid_mesh(values: np.ndarray, grid: Grid, level: float, inside: str) -> trimesh.Trimesh:
+# OccNet's generation pads the value grid with -1e6 (outside for occupancy logits) before marching cubes
+CLOSING_PAD = 1e6
+
+
+def pad_outside(values: np.ndarray, inside: str) -> np.ndarray:
+    """(R+1)^3 -> (R+3)^3 values with one layer of a far-outside value around the grid (OccNet's -1e6
+    for ``inside="above"``, +1e6 for an SDF), so marching cubes closes surfaces cut by the grid's box."""
+    return np.pad(values, 1, constant_values=-CLOSING_PAD if inside == "above" else CLOSING_PAD)
+
+
+def grid_mesh(values: np.ndarray, grid: Grid, level: float, inside: str, close: bool = False) -> trimesh.Trimesh:
     """Marching cubes on vertex values (R+1)^3; outward-facing triangles, frame of the grid.
 
+    ``close``: pad the grid first (``pad_outside``) so a surface leaving the box is capped at the box
+    (the caps lie within 1e-5 cells outside the grid's faces, as OccNet's).
     An empty mesh when no value crosses ``level``.
     """
     if not (values.min() < level < values.max()):
         return trimesh.Trimesh(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64), process=False)
+    origin = grid.lower
+    if close:
+        values, origin = pad_outside(values, inside), grid.lower - grid.spacing
     vertices, faces, _, _ = measure.marching_cubes(values, level=level, spacing=tuple(grid.spacing))
     if inside == "above":  # skimage winds faces outward for fields that increase outward
         faces = faces[:, ::-1]
-    return trimesh.Trimesh(vertices + grid.lower, np.ascontiguousarray(faces), process=False)
+    return trimesh.Trimesh(vertices + origin, np.ascontiguousarray(faces), process=False)
 
 
 def default_resolution0(resolution: int, minimum: int = 32) -> int:
@@ -117,6 +132,8 @@ def extract_mesh(
     upsampling_steps: int | None = None,
     lipschitz: float | None = 1.0,
     safety: float = 1.5,
+    dilation: int = 1,
+    close: bool = False,
 ) -> ExtractionResult:
     """Extract the ``level`` iso-surface of ``field_fn`` with marching cubes.
 
@@ -137,6 +154,10 @@ def extract_mesh(
             surface; None refines cells whose corners change sign (OccNet MISE; can miss features
             thinner than a coarse cell).
         safety: factor on ``lipschitz`` for networks that are only approximately Lipschitz.
+        dilation: with ``lipschitz=None``, also refine the cells within ``dilation`` cells of a
+            straddling cell (ours; OccNet's MISE: 0).
+        close: pad the grid with a far-outside value before marching cubes, as OccNet, so meshes
+            cut by the box are closed there (``grid_mesh``).
     Returns:
         ExtractionResult(mesh in the frame of ``bounds``, num_queries).
     """
@@ -169,7 +190,7 @@ def extract_mesh(
                 f"({resolution0} * 2**{upsampling_steps}); pick a resolution divisible by 2**upsampling_steps"
             )
         values, num_queries = coarse_to_fine_grid(
-            evaluate, resolution0, upsampling_steps, level, lipschitz, safety, grid.spacing
+            evaluate, resolution0, upsampling_steps, level, lipschitz, safety, grid.spacing, dilation
         )
-    return ExtractionResult(grid_mesh(values, grid, level, inside), num_queries)
+    return ExtractionResult(grid_mesh(values, grid, level, inside, close), num_queries)
 

@@ -13,8 +13,11 @@ inside it can straddle the level. Hence every vertex of every final-resolution c
 straddles the level gets its true value, every other vertex a value on its true side of the
 level, and marching cubes (which only reads straddling cells) produces identical output.
 With ``lipschitz=None`` (occupancy logits, no bound) a cell is refined when its corners straddle
-the level, dilated by ``dilation`` cells as OccNet's MISE: surface parts thinner than a coarse cell
-that leave no sign change on coarse corners can be missed.
+the level (a corner exactly at the level counts on both sides), as OccNet's MISE
+(``im2mesh/utils/libmise/mise.pyx``: ``next_to_positive and next_to_negative``, no dilation), then
+optionally dilated by ``dilation`` cells, an addition of ours that also refines the neighbours of
+straddling cells (OccNet preset: 0). Surface parts thinner than a coarse cell that leave no sign
+change on coarse corners can be missed either way.
 """
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ Park et al. 2019, Eq. 10: ẑ = argmin_z Σ_j L(f_θ(z, x_j), s_j) + λ‖z‖²
 are the released reconstruction code's (ANCHORS.md): 800 Adam steps, lr 5e-3 divided by 10 at
 half the steps, 8000 random samples per step, init N(0, 0.01²), penalty 1e-4·mean(z²).
 Several shapes are fitted at once (one code per shape, the loss summed over shapes so each code
-gets exactly its own gradient). A boolean ``observed`` mask restricts the fit to a subset of the
+gets exactly its own gradient). ``balanced`` draws each step half from the positive (sdf > 0) and half
+from the other samples, as the released ``unpack_sdf_samples_from_ram`` (4000 + 4000 from the whole file). A boolean ``observed`` mask restricts the fit to a subset of the
 samples (partial observations, e.g. one side of the shape = shape completion).
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ class LatentFitSchedule:
     latent_reg_weight: float = 1e-4
     init_std: float = 0.01
     clamp: float = 0.1
+    balanced: bool = False  # the released code: True (half pos / half neg per step); here the pool is 50/50
 
     def lr_at(self, iteration: int) -> float:
         """Learning rate of step ``iteration`` (0-based): divided by the drop factor at half-way."""
@@ -50,6 +52,20 @@ def half_space_mask(xyz: torch.Tensor, direction: torch.Tensor, offset: float = 
 def _sample_indices(weights: torch.Tensor, num_samples: int, generator: torch.Generator | None) -> torch.Tensor:
     """(B, num_samples) sample indices drawn with replacement, proportional to weights (B, S)."""
     return torch.multinomial(weights, num_samples, replacement=True, generator=generator)
+
+
+def _balanced_indices(
+    weights: torch.Tensor, sdf: torch.Tensor, num_samples: int, generator: torch.Generator | None
+) -> torch.Tensor:
+    """(B, num_samples): the first half drawn among samples with sdf > 0, the rest among sdf <= 0 (DeepSDF's
+    pos / neg files), each with replacement and proportional to ``weights``; a shape without one class
+    draws that half from all its samples."""
+    halves = []
+    for count, in_class in ((num_samples // 2, sdf > 0), (num_samples - num_samples // 2, sdf <= 0)):
+        class_weights = weights * in_class
+        class_weights = torch.where(class_weights.sum(-1, keepdim=True) > 0, class_weights, weights)
+        halves.append(_sample_indices(class_weights, count, generator))
+    return torch.cat(halves, dim=1)
 
 
 def fit_latents(
@@ -89,7 +105,7 @@ def fit_latents(
             xyz, sdf = xyz.detach().clone(), sdf.detach().clone()
             batch, num_available = sdf.shape
             weights = torch.ones_like(sdf) if observed is None else observed.detach().clone().to(sdf)
-            use_all = observed is None and num_available <= schedule.num_samples
+            use_all = observed is None and not schedule.balanced and num_available <= schedule.num_samples
             if init is None:
                 noise = torch.randn(batch, decoder.latent_size, generator=generator, device=xyz.device)
                 init = noise.to(xyz.dtype) * schedule.init_std
@@ -101,7 +117,10 @@ def fit_latents(
                 if use_all:
                     step_xyz, step_sdf = xyz, sdf
                 else:
-                    index = _sample_indices(weights, schedule.num_samples, generator)
+                    if schedule.balanced:
+                        index = _balanced_indices(weights, sdf, schedule.num_samples, generator)
+                    else:
+                        index = _sample_indices(weights, schedule.num_samples, generator)
                     step_xyz = torch.gather(xyz, 1, index[..., None].expand(-1, -1, 3))
                     step_sdf = torch.gather(sdf, 1, index)
                 pred = decoder(latents, step_xyz)

@@ -24,7 +24,9 @@ from torch import nn
 from shapelab.dashboards import figure_to_rgb, log_image, shows_pictures
 from shapelab.errors import ShapelabError
 
-DEFAULT_EXTRACTION = {"resolution0": 32, "upsampling_steps": 2, "padding": 0.1, "chunk_size": 100_000}
+DEFAULT_EXTRACTION = {
+    "resolution0": 32, "upsampling_steps": 2, "padding": 0.1, "chunk_size": 100_000, "dilation": 0, "close": True,
+}
 DEFAULT_POSTPROCESS = {"refinement_steps": 0, "refinement_lr": 1e-4, "normal_weight": 0.01, "simplify_faces": None}
 DEFAULT_SAMPLES = {"num": 0, "every_n_epochs": 1, "resolution0": 16, "upsampling_steps": 1}
 
@@ -107,7 +109,8 @@ class OccupancyNetwork(ShapeModel):
         c_dim, z_dim: sizes of the condition and the latent (z_dim 0: no latent, no KL).
         scheduler: partial LR scheduler or None; stepped every ``scheduler_interval`` ("epoch" | "step").
         threshold: occupancy probability of the surface (0.2 as OccNet; used as a logit level).
-        extraction: MISE settings (resolution0, upsampling_steps, padding of the [-0.5, 0.5]^3 box, chunk_size).
+        extraction: MISE settings (resolution0, upsampling_steps, padding of the [-0.5, 0.5]^3 box, chunk_size,
+            dilation of refined cells (OccNet: 0), close = pad the grid with -1e6 before marching cubes as OccNet).
         postprocess: refinement_steps (0 = off), refinement_lr, normal_weight, simplify_faces (null = off).
         samples: unconditional sample grid of the generative model: num (0 = off), every_n_epochs,
             resolution0, upsampling_steps.
@@ -247,6 +250,8 @@ class OccupancyNetwork(ShapeModel):
                 chunk_size=self.extraction["chunk_size"],
                 device=self.device,
                 lipschitz=None,  # logits have no Lipschitz bound: refine sign changes, as OccNet's MISE
+                dilation=self.extraction["dilation"],
+                close=self.extraction["close"],
             )
         return result.mesh
 

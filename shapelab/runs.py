@@ -71,16 +71,19 @@ def run_entry_point(task: Callable[[DictConfig], float | None], cfg: DictConfig,
     """Run ``task(cfg)``; user errors print one line. In a sweep a failed run is recorded, not fatal."""
     try:
         return task(cfg)
-    except ShapelabError as exc:
-        summary = details = f"error: {exc}"
-        if not multirun:
-            print(summary, file=sys.stderr)
-            sys.exit(2)
     except Exception as exc:
-        if not multirun:
+        # hydra.utils.instantiate wraps a constructor's ShapelabError in InstantiationException
+        user_error = exc if isinstance(exc, ShapelabError) else exc.__cause__
+        if isinstance(user_error, ShapelabError):
+            summary = details = f"error: {user_error}"
+            if not multirun:
+                print(summary, file=sys.stderr)
+                sys.exit(2)
+        elif not multirun:
             raise
-        cause = exc.__cause__ or exc
-        summary, details = f"{type(cause).__name__}: {cause}", traceback.format_exc()
+        else:
+            cause = exc.__cause__ or exc
+            summary, details = f"{type(cause).__name__}: {cause}", traceback.format_exc()
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "FAILED").write_text(details + "\n")

@@ -47,7 +47,8 @@ class DeepSDFDecoder(nn.Module):
             each of them outputs ``hidden_dim - (L + 3)`` features so that every hidden layer
             input keeps width ``hidden_dim`` (as the original).
         dropout: dropout probability after every hidden ReLU (0 disables it).
-        weight_norm: weight normalisation (Salimans & Kingma 2016) on every hidden layer.
+        weight_norm: weight normalisation (Salimans & Kingma 2016) on every hidden layer (True), none
+            (False), or on the hidden layers listed (the released specs' ``norm_layers``; MeshSDF: [0, 1, 2, 3]).
         final_tanh: tanh on the output, as the paper.
     """
 
@@ -58,7 +59,7 @@ class DeepSDFDecoder(nn.Module):
         num_layers: int = 8,
         skip_layers: Sequence[int] = (4,),
         dropout: float = 0.2,
-        weight_norm: bool = True,
+        weight_norm: bool | Sequence[int] = True,
         final_tanh: bool = True,
     ):
         super().__init__()
@@ -72,11 +73,12 @@ class DeepSDFDecoder(nn.Module):
         self.skip_layers = skip_layers
         self.final_tanh = final_tanh
         self.hidden = nn.ModuleList()
+        normed = set(range(num_layers)) if weight_norm is True else set(weight_norm or ())
         in_dim = input_dim
         for k in range(num_layers):
             out_dim = hidden_dim - input_dim if k + 1 in skip_layers else hidden_dim
             layer = nn.Linear(in_dim, out_dim)
-            self.hidden.append(apply_weight_norm(layer) if weight_norm else layer)
+            self.hidden.append(apply_weight_norm(layer) if k in normed else layer)
             in_dim = hidden_dim
         self.output = nn.Linear(in_dim, 1)
         self.dropout = dropout

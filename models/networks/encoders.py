@@ -60,20 +60,24 @@ class ResnetBlockFC(nn.Module):
 class ResNet18Encoder(nn.Module):
     """torchvision ResNet-18 with its classifier replaced by a linear layer to ``c_dim``.
 
-    ImageNet weights are loaded only from a local file (``weights_path``: a torchvision
-    ``resnet18`` state dict, e.g. ``resnet18-f37072fd.pth``); nothing is downloaded. The input is
-    normalised with the ImageNet mean/std, as OccNet's ``Resnet18(normalize=True)``.
+    ``pretrained=True`` (OccNet: ``models.resnet18(pretrained=True)``) loads torchvision's ImageNet
+    weights from ``weights_path`` or, when that is null, from torchvision's own cache file
+    (``imagenet_weights_file()``); a missing file stops with one line saying where to put it.
+    Nothing is downloaded. ``pretrained=False`` with ``weights_path`` loads that file;
+    without either the network is randomly initialised. The input is normalised with the ImageNet
+    mean/std, as OccNet's ``Resnet18(normalize=True)``.
 
     Args: images (B, 3, H, W) in [0, 1]. Returns: (B, c_dim).
     """
 
-    def __init__(self, c_dim: int, weights_path: str | None = None):
+    def __init__(self, c_dim: int, weights_path: str | None = None, pretrained: bool = False):
         super().__init__()
         from torchvision.models import resnet18
 
         self.features = resnet18(weights=None)
-        if weights_path is not None:
-            self.features.load_state_dict(_load_resnet_state_dict(Path(weights_path)))
+        if pretrained or weights_path is not None:
+            path = Path(weights_path) if weights_path is not None else imagenet_weights_file()
+            self.features.load_state_dict(_load_resnet_state_dict(path))
         self.features.fc = nn.Identity()
         self.fc = nn.Linear(512, c_dim)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -83,11 +87,21 @@ class ResNet18Encoder(nn.Module):
         return self.fc(self.features((images - self.mean) / self.std))
 
 
+def imagenet_weights_file() -> Path:
+    """Where torchvision caches its ImageNet ResNet-18 weights: ``<torch hub dir>/checkpoints/resnet18-f37072fd.pth``
+    (``$TORCH_HOME/hub``, default ``~/.cache/torch/hub``); the name is the one in the weights' URL."""
+    from torchvision.models import ResNet18_Weights
+
+    name = ResNet18_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[-1]
+    return Path(torch.hub.get_dir()) / "checkpoints" / name
+
+
 def _load_resnet_state_dict(path: Path) -> dict:
     if not path.is_file():
         raise ShapelabError(
-            f"model.encoder.weights_path={path}: file not found; give a local torchvision resnet18 "
-            "state dict or null for random initialisation"
+            f"ImageNet ResNet-18 weights not found at {path}: put torchvision's resnet18 ImageNet file "
+            f"({imagenet_weights_file().name}) there, or set model.encoder.weights_path=<file> "
+            "(model.encoder.pretrained=false trains from random init)"
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

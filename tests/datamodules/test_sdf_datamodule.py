@@ -193,3 +193,20 @@ def test_without_validation_only_existence_is_checked_and_bad_files_still_fail_c
     with pytest.raises(ShapelabError, match="npz") as error:
         datamodule.dataset("train")[1]
     assert str(path) in str(error.value)
+
+
+def test_eval_samples_none_gives_each_test_shape_its_whole_file(deepsdf_data):
+    """data.eval_samples=null (DeepSDF's reconstruct.py reads the whole file): every pos row then every neg
+    row of the shape's file, one shape per batch; a larger eval batch is refused in one line."""
+    datamodule = make(deepsdf_data, eval_samples=None, eval_batch_size=1)
+    datamodule.setup("test")
+    batches = list(datamodule.test_dataloader())
+    assert len(batches) == len(datamodule.dataset("test").shapes)
+    for batch in batches:
+        path = sample_file(deepsdf_data, batch["synset"][0], batch["model_id"][0])
+        with np.load(path) as data:
+            whole = np.concatenate([data["pos"], data["neg"]])
+        np.testing.assert_array_equal(batch["xyz"][0].numpy(), whole[:, :3])
+        np.testing.assert_array_equal(batch["sdf"][0].numpy(), whole[:, 3])
+    with pytest.raises(ShapelabError, match="eval_batch_size=1"):
+        make(deepsdf_data, eval_samples=None, eval_batch_size=2)

@@ -2,6 +2,7 @@
 quality test on analytic shapes (mesh IoU / Chamfer thresholds)."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -16,6 +17,7 @@ from shapelab.models.deepsdf import DeepSDF, StepSchedule
 from shapelab.models.latent_optimisation import LatentFitSchedule, fit_latents, half_space_mask
 from shapelab.models.networks.deepsdf_decoder import DeepSDFDecoder, inverted_dropout
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from shapelab.errors import ShapelabError
@@ -362,7 +364,7 @@ def tiny_sdf_dataset(tmp_path):
 
 
 @pytest.mark.parametrize("experiment, evaluate", [
-    ("deepsdf_all", True), ("deepsdf_chairs", False), ("deepsdf_shapenet_chairs", False),
+    ("deepsdf_all", True), ("deepsdf_chairs", False), ("deepsdf_shapenet_chairs", False), ("deepsdf_paper", True),
 ])
 def test_experiment_smoke(experiment, evaluate, tiny_sdf_dataset, compose_cfg):
     """Each DeepSDF experiment trains a few steps with trainer=smoke (one also evaluates its test split)."""
@@ -375,7 +377,8 @@ def test_experiment_smoke(experiment, evaluate, tiny_sdf_dataset, compose_cfg):
     overrides = [
         f"experiment={experiment}", "trainer=smoke", "logger=csv", "callbacks=none",
         f"paths.data_dir={data}", f"paths.output_dir={tiny_sdf_dataset / 'run'}",
-        "data.batch_size=2", "data.samples_per_scene=256", "data.eval_samples=512",
+        "data.batch_size=2", "data.samples_per_scene=256",
+        *([] if experiment == "deepsdf_paper" else ["data.eval_samples=512"]),  # the paper: whole files
         "model.reconstruction.num_iterations=3", "model.val_fit.num_iterations=2", "model.extract_mesh.resolution=16",
         "evaluate.groups=[deepsdf]", "evaluate.contact_sheet_shapes=0", f"evaluate_after_training={evaluate}",
     ]
@@ -393,3 +396,63 @@ def test_experiment_smoke(experiment, evaluate, tiny_sdf_dataset, compose_cfg):
     assert metrics["train/loss"] > 0
     if evaluate:
         assert metrics["eval/test/num_failed"] == 0 and metrics["eval/test/chamfer_deepsdf"] >= 0
+
+
+def test_paper_experiment_has_the_released_values(compose_cfg):
+    """experiment=deepsdf_paper = specs.json of examples/chairs + reconstruct.py + PreprocessMesh.cpp."""
+    cfg = compose_cfg("train", ["experiment=deepsdf_paper"])
+    decoder = cfg.model.decoder
+    assert (decoder.latent_size, decoder.hidden_dim, decoder.num_layers, list(decoder.skip_layers), decoder.dropout,
+            decoder.weight_norm) == (256, 512, 8, [4], 0.2, True)
+    assert (cfg.model.decoder_lr.initial, cfg.model.latent_lr.initial) == (5e-4, 1e-3)
+    assert cfg.model.decoder_lr.interval == cfg.model.latent_lr.interval == 500
+    assert cfg.model.latent_max_norm == 1.0 and cfg.model.latent_init_std is None  # 1/sqrt(256)
+    assert (cfg.loss.clamp, cfg.loss.latent_reg_weight, cfg.loss.latent_reg_warmup_epochs) == (0.1, 1e-4, 100)
+    assert (cfg.data.batch_size, cfg.data.samples_per_scene, cfg.trainer.max_epochs) == (64, 16384, 2001)
+    fit = cfg.model.reconstruction
+    assert (fit.num_iterations, fit.num_samples, fit.lr, fit.lr_drop_factor, fit.init_std, fit.latent_reg_weight,
+            fit.balanced) == (800, 8000, 5e-3, 10.0, 0.01, 1e-4, True)
+    assert cfg.data.eval_samples is None and cfg.data.eval_batch_size == 1
+    assert (cfg.data.build.sdf_samples, cfg.data.build.test_sdf_samples) == (500000, 250000)
+    assert cfg.data.dataset_name != "synthetic"  # its own build, never the default data's folder
+    assert cfg.model.extract_mesh.resolution == 256
+
+
+def test_balanced_fit_draws_half_positive_samples_each_step():
+    """reconstruct.py: 4000 pos + 4000 neg per step, whatever the file's ratio (here 10 % positive)."""
+    drawn = []
+
+    class Recorder(nn.Module):
+        latent_size = 4
+
+        def forward(self, latents, xyz):
+            drawn.append(xyz[..., 0].detach().clone())
+            return (latents.sum(-1, keepdim=True) + 0 * xyz[..., 0]).tanh()
+
+    sdf = torch.cat([torch.full((1, 100), 0.05), torch.full((1, 900), -0.05)], dim=1)
+    xyz = torch.zeros(1, 1000, 3)
+    xyz[..., 0] = torch.sign(sdf)  # x marks the class of each sample
+    schedule = LatentFitSchedule(num_iterations=3, num_samples=400, balanced=True)
+    fit_latents(Recorder(), xyz, sdf, schedule, generator=torch.Generator().manual_seed(0))
+    assert len(drawn) == 3 and all(int((step > 0).sum()) == 200 for step in drawn)
+    drawn.clear()
+    fit_latents(Recorder(), xyz, sdf, dataclasses.replace(schedule, balanced=False), generator=torch.Generator().manual_seed(0))
+    assert all(int((step > 0).sum()) < 80 for step in drawn)
+    drawn.clear()  # a shape without positives draws both halves from all its samples
+    fit_latents(Recorder(), xyz[:, 100:], sdf[:, 100:], schedule)
+    assert all(int((step > 0).sum()) == 0 and step.shape[-1] == 400 for step in drawn)
+
+
+def test_meshsdf_presets_have_the_released_values(compose_cfg):
+    """stage=meshsdf_paper + model=deepsdf_meshsdf = MeshSDF's reconstruct_svr.py defaults and specs.json."""
+    import hydra
+
+    cfg = compose_cfg("train", ["stage=meshsdf_paper", "model=deepsdf_meshsdf"])
+    stage = cfg.stage
+    assert (stage.task, stage.num_views, stage.refine.iterations, stage.refine.lr, stage.refine.resolution) == (
+        "silhouette", 1, 100, 5e-5, 256)
+    assert (stage.loss.latent_weight, stage.loss.chamfer_weight, stage.loss.silhouette_weight) == (0.0, 0.0, 1.0)
+    decoder = hydra.utils.instantiate(cfg.model.decoder)
+    assert decoder.linear_layer_shapes() == [(259, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 1)]
+    assert [hasattr(layer, "parametrizations") for layer in decoder.hidden] == [True, True, True, True, False]
+    assert decoder.dropout == 0.0 and decoder.skip_layers == ()

@@ -115,3 +115,26 @@ def test_robust_pooling_trains_through_the_encoder():
     encoder = ResnetPointNetEncoder(c_dim=4, hidden_dim=8, pooling="robust_huber")
     encoder(torch.rand(2, 30, 3)).square().sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in encoder.parameters())
+
+
+def test_pretrained_resnet18_reads_the_torchvision_cache_and_stops_in_one_line_without_it(tmp_path, monkeypatch):
+    """pretrained=True: torchvision's cache file (TORCH_HOME/hub/checkpoints/resnet18-f37072fd.pth) is loaded;
+    without it one ShapelabError says where to put the file; never a silent random init, never a download."""
+    from torchvision.models import resnet18
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda *a, **k: pytest.fail("tried to download"))
+    expected = tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    with pytest.raises(ShapelabError, match=f"not found at {expected}.*weights_path") as error:
+        ResNet18Encoder(c_dim=8, pretrained=True)
+    assert "\n" not in str(error.value)
+    torch.manual_seed(2)
+    reference = resnet18(weights=None)  # a fake "ImageNet" state dict
+    expected.parent.mkdir(parents=True)
+    torch.save(reference.state_dict(), expected)
+    encoder = ResNet18Encoder(c_dim=8, pretrained=True)
+    assert torch.equal(encoder.features.conv1.weight, reference.conv1.weight)
+    other = tmp_path / "elsewhere.pth"
+    torch.save(resnet18(weights=None).state_dict(), other)
+    from_path = ResNet18Encoder(c_dim=8, pretrained=True, weights_path=str(other))
+    assert not torch.equal(from_path.features.conv1.weight, reference.conv1.weight)

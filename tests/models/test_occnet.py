@@ -294,3 +294,35 @@ def test_experiment_smoke(experiment, evaluate, tiny_occ_data, compose_cfg, tmp_
         assert (tmp_path / "run" / "samples" / "epoch_0000.png").is_file()
     if evaluate:
         assert metrics["eval/test/num_failed"] == 0 and 0 <= metrics["eval/test/iou"] <= 1
+
+
+def test_svr_paper_preset_loads_imagenet_weights_or_stops_in_one_line(tiny_occ_data, compose_cfg, tmp_path,
+                                                                       monkeypatch, capsys):
+    """experiment=occnet_svr_paper: pretrained ResNet-18 from torchvision's cache; without the file the run
+    stops with one line naming where to put it (never a silent random init); with a (fake) file it trains."""
+    from omegaconf import open_dict
+    from torchvision.models import resnet18
+
+    from shapelab.cli.train import train
+    from shapelab.runs import run_entry_point
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    overrides = [
+        "experiment=occnet_svr_paper", "data=synthetic_occ", "trainer=smoke", "logger=csv", "callbacks=none",
+        f"paths.data_dir={tiny_occ_data}", f"paths.output_dir={tmp_path / 'run'}", "data.dataset_name=tiny",
+        "data.build=null", "data.batch_size=2", "data.train_points=256", "data.eval_points=512", "data.img_size=32",
+        "model.decoder.hidden_dim=16", "model.c_dim=16", "evaluate_after_training=false",
+    ]
+    cfg = compose_cfg("train", overrides)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    assert cfg.model.encoder.pretrained is True and "paper" in cfg.tags
+    assert "random-init-encoder" in compose_cfg("train", ["experiment=occnet_svr"]).tags
+    with pytest.raises(SystemExit):
+        run_entry_point(train, cfg, multirun=False)
+    message = capsys.readouterr().err.strip()
+    assert message.count("\n") == 0 and "hub/checkpoints/resnet18-f37072fd.pth" in message
+    cache = tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    cache.parent.mkdir(parents=True)
+    torch.save(resnet18(weights=None).state_dict(), cache)
+    assert train(cfg)["train/bce"] > 0

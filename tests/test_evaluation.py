@@ -135,9 +135,12 @@ def test_evaluate_model_writes_known_values(dataset_root, eval_cfg, tmp_path):
     chair = float(rows["chair_a"]["chamfer_l1_occnet"])
     assert summary["mean_over_classes"]["chamfer_l1_occnet"] == pytest.approx((airplane + chair) / 2)
     assert summary["mean_over_shapes"]["chamfer_l1_occnet"] == pytest.approx((2 * airplane + chair) / 3)
+    shape_values = sorted([float(good["chamfer_l1_occnet"]), math.sqrt(3), chair])
+    assert summary["median_over_shapes"]["chamfer_l1_occnet"] == pytest.approx(shape_values[1])
     assert overall["eval/test/chamfer_l1_occnet"] == pytest.approx(summary["mean_over_classes"]["chamfer_l1_occnet"])
     assert summary["definitions"]["chamfer_deepsdf"]["report_scale"] == 1e3
-    assert "mean/classes" in (out / "metrics.md").read_text()
+    table = (out / "metrics.md").read_text()
+    assert "mean/classes" in table and "| median/shapes | 3 |" in table
     assert (out / "contact_sheet.png").stat().st_size > 1000
     assert (out / "reconstructions" / "02691156" / "plane_a.ply").is_file()
 

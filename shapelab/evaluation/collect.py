@@ -109,9 +109,13 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
+def _median(values: list[float]) -> float:
+    return float(np.median(values)) if values else math.nan
+
+
 def summarise(rows: list[dict], metric_columns: list[str]) -> dict:
     """Means of each metric per category, over classes (mean of category means, OccNet's reporting)
-    and over shapes; empty cells (metric not applicable) are left out of the means and
+    and over shapes, and the median over shapes (DeepSDF's tables); empty cells (metric not applicable) are left out of the means and
     ``shapes_per_metric`` counts the shapes each mean is over."""
     by_category: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
@@ -124,9 +128,10 @@ def summarise(rows: list[dict], metric_columns: list[str]) -> dict:
             values = [float(row[column]) for row in members if row[column] != ""]
             per_category[category][column] = _mean(values)
     ok_rows = [row for members in by_category.values() for row in members]
-    mean_over_shapes = {
-        column: _mean([float(row[column]) for row in ok_rows if row[column] != ""]) for column in metric_columns
-    }
+    by_column = {column: [float(row[column]) for row in ok_rows if row[column] != ""] for column in metric_columns}
+    mean_over_shapes = {column: _mean(values) for column, values in by_column.items()}
+    # DeepSDF's tables report the median beside the mean
+    median_over_shapes = {column: _median(values) for column, values in by_column.items()}
     mean_over_classes = {
         column: _mean([stats[column] for stats in per_category.values() if not math.isnan(stats[column])])
         for column in metric_columns
@@ -141,5 +146,6 @@ def summarise(rows: list[dict], metric_columns: list[str]) -> dict:
         "shapes_per_metric": applied,
         "mean_over_classes": mean_over_classes,
         "mean_over_shapes": mean_over_shapes,
+        "median_over_shapes": median_over_shapes,
         "per_category": per_category,
     }

@@ -53,7 +53,10 @@ def table_rows(
     header = ["category", "shapes"] + [_header(name, columns[name], short) for name in shown]
     rows = [[category, str(stats["num_shapes"])] + [_cell(stats[name], columns[name]) for name in shown]
             for category, stats in summary["per_category"].items()]
-    for label, key in (("mean/classes", "mean_over_classes"), ("mean/shapes", "mean_over_shapes")):
+    for label, key in (("mean/classes", "mean_over_classes"), ("mean/shapes", "mean_over_shapes"),
+                       ("median/shapes", "median_over_shapes")):
+        if key not in summary:  # summaries written before the median row
+            continue
         rows.append([label, str(summary["num_scored"])] + [_cell(summary[key][name], columns[name]) for name in shown])
     return header, rows
 
@@ -63,7 +66,8 @@ def write_markdown_table(path: Path, summary: dict, columns: dict[str, MetricInf
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     note = (f"\nValues × the factor in the header (the papers' reporting scale); ↓ lower is better. mean/classes: "
-            f"mean of the category means (OccNet's reporting); mean/shapes: mean over all scored shapes. "
+            f"mean of the category means (OccNet's reporting); mean/shapes, median/shapes: mean and median over "
+            f"all scored shapes (DeepSDF reports both). "
             f"{summary['num_failed']} of {summary['num_shapes']} shapes failed (see summary.json).\n")
     Path(path).write_text("\n".join(lines) + "\n" + note)
 

@@ -121,6 +121,7 @@ class ShapeDataModule(pl.LightningDataModule):
     def __init__(
         self,
         data_dir: str | Path,
+        *,
         dataset_name: str = "synthetic",
         build: dict | None = None,
         batch_size: int = 16,
@@ -222,14 +223,12 @@ class OccnetLayoutDataModule(ShapeDataModule):
     (a split of "*" = every model folder of the category). Subclasses set ``dataset_class`` and return its
     keyword options from ``dataset_options(train)``.
 
-    Args (beyond ``ShapeDataModule``'s): img_folder: the views' folder in each shape folder.
+    Subclasses list every parameter explicitly (no ``**kwargs``, so a misspelt data key fails at start-up) and
+    set ``img_folder``, the views' folder in each shape folder.
     """
 
     dataset_class: type[OccnetLayoutDataset]
-
-    def __init__(self, *args, img_folder: str = "img_choy2016", **kwargs):
-        super().__init__(*args, **kwargs)
-        self.img_folder = img_folder
+    img_folder: str
 
     def dataset_options(self, train: bool) -> dict[str, Any]:
         raise NotImplementedError

@@ -12,6 +12,7 @@ noise of std ``input_noise`` (0.005).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -113,10 +114,26 @@ class OccupancyDataModule(OccnetLayoutDataModule):
     """
 
     dataset_class = OccupancyDataset
+    batch_format = "occupancy"  # DEVELOPING.md "Batches"; train.py matches it with the model's
 
     def __init__(
         self,
-        *args,
+        data_dir: str | Path,
+        *,
+        dataset_name: str = "synthetic",
+        build: dict | None = None,
+        batch_size: int = 16,
+        eval_batch_size: int = 1,
+        num_workers: int = 0,
+        train_split: str | None = "train",
+        val_split: str | None = "val",
+        test_split: str | None = "test",
+        categories: Sequence[str] | None = None,
+        seed: int = 0,
+        validate: bool = True,
+        deepsdf_dir: str | Path | None = None,
+        occnet_dir: str | Path | None = None,
+        img_folder: str = "img_choy2016",
         input_type: str = "image",
         train_points: int = 2048,
         eval_points: int | None = None,
@@ -125,9 +142,13 @@ class OccupancyDataModule(OccnetLayoutDataModule):
         input_points: int = 300,
         input_noise: float = 0.005,
         input_outliers: float = 0.0,
-        **kwargs,
     ):
-        super().__init__(*args, **kwargs)
+        super().__init__(
+            data_dir, dataset_name=dataset_name, build=build, batch_size=batch_size, eval_batch_size=eval_batch_size,
+            num_workers=num_workers, train_split=train_split, val_split=val_split, test_split=test_split,
+            categories=categories, seed=seed, validate=validate, deepsdf_dir=deepsdf_dir, occnet_dir=occnet_dir,
+        )
+        self.img_folder = img_folder
         if input_type not in INPUT_TYPES:
             raise ShapelabError(f"data.input_type={input_type!r} is not one of {INPUT_TYPES}; fix the data config")
         self.input_type, self.train_points, self.eval_points = input_type, train_points, eval_points

@@ -119,6 +119,7 @@ class CapnetProjectionLoss(nn.Module):
     """
 
     renderer_outputs = ("mask",)
+    batch_format = "multiview"  # DEVELOPING.md "Batches"; train.py matches it with the model's
 
     def __init__(self, affinity_weight: float = 1e-4, pred_threshold: float = 0.5, support_weight: float = 9.0,
                  reduction: str = "mean"):

@@ -19,6 +19,7 @@ class Chamfer3dLoss(nn.Module):
     """
 
     renderer_outputs: tuple[str, ...] = ()
+    batch_format = "multiview"  # DEVELOPING.md "Batches"; train.py matches it with the model's
 
     def forward(self, points: torch.Tensor, rendered: dict | None, batch: dict) -> dict[str, torch.Tensor]:
         chamfer = chamfer_distance(points, batch["points_gt"].to(points)).mean()

@@ -81,6 +81,8 @@ class DeepSDFLoss(nn.Module):
         latent_reg_warmup_epochs: epochs of the linear warm-up of λ (100; 0 disables).
     """
 
+    batch_format = "sdf"  # DEVELOPING.md "Batches"; train.py matches it with the model's
+
     def __init__(self, clamp: float = 0.1, latent_reg_weight: float = 1e-4, latent_reg_warmup_epochs: int = 100):
         super().__init__()
         if clamp <= 0:

@@ -147,6 +147,7 @@ class DrwrLoss(nn.Module):
     """
 
     renderer_outputs = ("uv",)
+    batch_format = "multiview"  # DEVELOPING.md "Batches"; train.py matches it with the model's
 
     def __init__(self, repulsion_weight: float = 0.1, decay_px: float = 1.0, bandwidth_px: float = 1.0):
         super().__init__()

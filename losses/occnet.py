@@ -72,6 +72,8 @@ class OccupancyLoss(nn.Module):
     {"loss": total, "bce": mean Eq. 3, "kl": mean Eq. 4 (only with a latent)}.
     """
 
+    batch_format = "occupancy"  # DEVELOPING.md "Batches"; train.py matches it with the model's
+
     def __init__(self, kl_weight: float = 1.0):
         super().__init__()
         self.kl_weight = kl_weight

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pytorch_lightning as pl
@@ -33,8 +34,28 @@ class Reconstruction:
             raise ValueError("Reconstruction needs exactly one of mesh or points")
 
 
+@dataclass(frozen=True)
+class Monitor:
+    """The validation metric a model is judged by: checkpoints keep the best by it, sweeps optimise it."""
+
+    metric: str
+    mode: str  # "min" | "max"
+
+
 class ShapeModel(pl.LightningModule):
-    """A LightningModule that can reconstruct the shapes of a batch for evaluation."""
+    """A LightningModule that can reconstruct the shapes of a batch for evaluation.
+
+    Each model declares ``monitor`` (the metric it logs in validation and whether lower or higher is better)
+    and ``batch_format``, the datamodules' batch format it trains on (DEVELOPING.md "Batches": "sdf",
+    "occupancy", "multiview"); train.py checks the chosen data and loss against it before any data work.
+    """
+
+    monitor: ClassVar[Monitor]
+    batch_format: ClassVar[str]
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Record the model class, so a checkpoint of another model is refused in one line (shapelab/checkpoints.py)."""
+        checkpoint["model_class"] = f"{type(self).__module__}.{type(self).__qualname__}"
 
     logged_shapes: int = 2
     """How many shapes of the first validation batch a model sends to the dashboards as 3D objects."""

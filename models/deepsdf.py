@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 import trimesh
 from shapelab.losses.deepsdf import clamped_l1
-from shapelab.models.base import Reconstruction, ShapeModel, shape_name
+from shapelab.models.base import Monitor, Reconstruction, ShapeModel, shape_name
 from shapelab.models.latent_optimisation import LatentFitSchedule, fit_latents
 from shapelab.renderers.thumbnail import render_mesh_thumbnail
 from torch import nn
@@ -61,6 +61,9 @@ class DeepSDF(ShapeModel):
         num_val_meshes: how many shapes of that batch.
         thumbnail_size: side of the rendered thumbnails in pixels.
     """
+
+    monitor = Monitor("val/sdf_l1", "min")
+    batch_format = "sdf"
 
     def __init__(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from shapelab.metrics.chamfer import chamfer_capnet
-from shapelab.models.base import Reconstruction, ShapeModel, shape_name
+from shapelab.models.base import Monitor, Reconstruction, ShapeModel, shape_name
 from shapelab.renderers.point_projection import project_points
 from torch import nn
 
@@ -30,6 +30,9 @@ class ImageToPoints(ShapeModel):
         optimizer, scheduler: partials from config.
         log_images: log a picture of the first validation shape at each validation.
     """
+
+    monitor = Monitor("val/chamfer_capnet", "min")
+    batch_format = "multiview"
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, loss: nn.Module, renderer: nn.Module | None = None,
                  optimizer=None, scheduler=None, log_images: bool = True, c_dim: int | None = None):

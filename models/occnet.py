@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,17 +19,52 @@ import trimesh
 from shapelab.geometry.extraction import extract_mesh
 from shapelab.losses.occnet import mesh_refinement_loss
 from shapelab.metrics.iou import occupancy_iou
-from shapelab.models.base import Reconstruction, ShapeModel, shape_name
+from shapelab.models.base import Monitor, Reconstruction, ShapeModel, shape_name
 from torch import nn
 
 from shapelab.dashboards import figure_to_rgb, log_image, shows_pictures
 from shapelab.errors import ShapelabError
 
-DEFAULT_EXTRACTION = {
-    "resolution0": 32, "upsampling_steps": 2, "padding": 0.1, "chunk_size": 100_000, "dilation": 0, "close": True,
-}
-DEFAULT_POSTPROCESS = {"refinement_steps": 0, "refinement_lr": 1e-4, "normal_weight": 0.01, "simplify_faces": None}
-DEFAULT_SAMPLES = {"num": 0, "every_n_epochs": 1, "resolution0": 16, "upsampling_steps": 1}
+
+@dataclass(frozen=True)
+class MiseSettings:
+    """``model.extraction``: MISE grid of resolution0 * 2**upsampling_steps cells over the unit cube + padding,
+    queried in chunks of chunk_size points (OccNet: 32, 2, 0.1); dilation of refined cells (OccNet: 0);
+    close = pad the grid with -1e6 before marching cubes (as OccNet)."""
+
+    resolution0: int = 32
+    upsampling_steps: int = 2
+    padding: float = 0.1
+    chunk_size: int = 100_000
+    dilation: int = 0
+    close: bool = True
+
+
+@dataclass(frozen=True)
+class PostprocessSettings:
+    """``model.postprocess`` (paper Sec. 3.4): refinement_steps Adam steps of Eq. 5-6 (0 = off) with refinement_lr
+    and normal_weight; simplify_faces = quadric decimation target (None = off)."""
+
+    refinement_steps: int = 0
+    refinement_lr: float = 1e-4
+    normal_weight: float = 0.01
+    simplify_faces: int | None = None
+
+
+@dataclass(frozen=True)
+class SampleGridSettings:
+    """``model.samples``: num unconditional samples rendered every every_n_epochs validation epochs (generative
+    model only; 0 = off), extracted with MISE at resolution0 / upsampling_steps."""
+
+    num: int = 0
+    every_n_epochs: int = 1
+    resolution0: int = 16
+    upsampling_steps: int = 1
+
+
+def _settings(cls, value):
+    """A settings dataclass from the instantiated config (already one) or a dict of overrides of its defaults."""
+    return value if isinstance(value, cls) else cls(**(value or {}))
 
 
 def probability_to_logit(threshold: float) -> float:
@@ -116,6 +152,9 @@ class OccupancyNetwork(ShapeModel):
             resolution0, upsampling_steps.
     """
 
+    monitor = Monitor("val/iou", "max")
+    batch_format = "occupancy"
+
     def __init__(
         self,
         decoder: nn.Module,
@@ -128,9 +167,9 @@ class OccupancyNetwork(ShapeModel):
         scheduler: Callable | None = None,
         scheduler_interval: str = "epoch",
         threshold: float = 0.2,
-        extraction: dict | None = None,
-        postprocess: dict | None = None,
-        samples: dict | None = None,
+        extraction: MiseSettings | dict | None = None,
+        postprocess: PostprocessSettings | dict | None = None,
+        samples: SampleGridSettings | dict | None = None,
     ):
         super().__init__()
         if z_dim > 0 and latent_encoder is None:
@@ -146,9 +185,9 @@ class OccupancyNetwork(ShapeModel):
         self.c_dim, self.z_dim = c_dim, z_dim
         self.threshold = threshold
         self.level = probability_to_logit(threshold)
-        self.extraction = {**DEFAULT_EXTRACTION, **(extraction or {})}
-        self.postprocess = {**DEFAULT_POSTPROCESS, **(postprocess or {})}
-        self.samples = {**DEFAULT_SAMPLES, **(samples or {})}
+        self.extraction = _settings(MiseSettings, extraction)
+        self.postprocess = _settings(PostprocessSettings, postprocess)
+        self.samples = _settings(SampleGridSettings, samples)
 
     # --- the network -------------------------------------------------------------------------
     def encode_inputs(self, inputs: torch.Tensor | None) -> torch.Tensor | None:
@@ -203,8 +242,8 @@ class OccupancyNetwork(ShapeModel):
             self._first_val_shapes = {key: batch[key][: self.logged_shapes] for key in keys if key in batch}
 
     def on_validation_epoch_end(self) -> None:
-        generative = self.samples["num"] > 0 and self.z_dim > 0 and self.encoder is None
-        due = self.current_epoch % self.samples["every_n_epochs"] == 0
+        generative = self.samples.num > 0 and self.z_dim > 0 and self.encoder is None
+        due = self.current_epoch % self.samples.every_n_epochs == 0
         if due and self.trainer.is_global_zero and not self.trainer.sanity_checking:
             if generative:
                 self.log_unconditional_samples()
@@ -215,7 +254,7 @@ class OccupancyNetwork(ShapeModel):
         """Coarse MISE meshes (``samples`` resolution) of the first validation shapes and their occupied
         validation points (ground truth), as 3D objects."""
         meshes = self.meshes_of(shapes, lambda z, c: self.extract(
-            self.field_fn(z, c), self.samples["resolution0"], self.samples["upsampling_steps"]))
+            self.field_fn(z, c), self.samples.resolution0, self.samples.upsampling_steps))
         logged = {}
         for i, mesh in enumerate(meshes):
             logged[f"{shape_name(shapes, i)}/reconstruction"] = mesh
@@ -236,7 +275,7 @@ class OccupancyNetwork(ShapeModel):
 
     def extract(self, field_fn, resolution0: int, upsampling_steps: int) -> trimesh.Trimesh:
         """MISE (geometry/extraction.py) of the threshold level in the padded unit cube."""
-        half = 0.5 + self.extraction["padding"] / 2
+        half = 0.5 + self.extraction.padding / 2
         with torch.no_grad():
             result = extract_mesh(
                 field_fn,
@@ -247,30 +286,30 @@ class OccupancyNetwork(ShapeModel):
                 method="coarse_to_fine",
                 resolution0=resolution0,
                 upsampling_steps=upsampling_steps,
-                chunk_size=self.extraction["chunk_size"],
+                chunk_size=self.extraction.chunk_size,
                 device=self.device,
                 lipschitz=None,  # logits have no Lipschitz bound: refine sign changes, as OccNet's MISE
-                dilation=self.extraction["dilation"],
-                close=self.extraction["close"],
+                dilation=self.extraction.dilation,
+                close=self.extraction.close,
             )
         return result.mesh
 
     def generate_mesh(self, z: torch.Tensor | None, c: torch.Tensor | None) -> trimesh.Trimesh:
         """MISE mesh of one shape, then the optional simplification and refinement of Sec. 3.4."""
         field = self.field_fn(z, c)
-        mesh = self.extract(field, self.extraction["resolution0"], self.extraction["upsampling_steps"])
+        mesh = self.extract(field, self.extraction.resolution0, self.extraction.upsampling_steps)
         post = self.postprocess
-        if post["simplify_faces"]:
-            mesh = simplify_mesh(mesh, int(post["simplify_faces"]))
-        if post["refinement_steps"] > 0:
+        if post.simplify_faces:
+            mesh = simplify_mesh(mesh, int(post.simplify_faces))
+        if post.refinement_steps > 0:
             with torch.enable_grad(), torch.inference_mode(False):
                 mesh = refine_mesh(
                     mesh,
                     lambda p: field(p.to(self.device)).cpu(),
                     self.threshold,
-                    int(post["refinement_steps"]),
-                    post["refinement_lr"],
-                    post["normal_weight"],
+                    int(post.refinement_steps),
+                    post.refinement_lr,
+                    post.normal_weight,
                 )
         return mesh
 
@@ -302,7 +341,7 @@ class OccupancyNetwork(ShapeModel):
             with torch.no_grad():
                 z = self.prior_z(num, sample=True)
             return [
-                self.extract(self.field_fn(z[i : i + 1], None), self.samples["resolution0"], self.samples["upsampling_steps"])
+                self.extract(self.field_fn(z[i : i + 1], None), self.samples.resolution0, self.samples.upsampling_steps)
                 for i in range(num)
             ]
         finally:
@@ -311,7 +350,7 @@ class OccupancyNetwork(ShapeModel):
     def log_unconditional_samples(self) -> Path:
         """Render a grid of unconditional samples, save it in the run directory and send it to the loggers."""
         out = Path(self.trainer.default_root_dir) / "samples" / f"epoch_{self.current_epoch:04d}.png"
-        picture = render_mesh_grid(self.sample_meshes(int(self.samples["num"])), out)
+        picture = render_mesh_grid(self.sample_meshes(int(self.samples.num)), out)
         log_image(self.loggers, "samples/unconditional", picture, self.global_step)
         return out
 

@@ -7,16 +7,48 @@ import random
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from omegaconf import DictConfig
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from shapelab.errors import ShapelabError
+
+
+def learning_rate_keys(model_cfg: DictConfig, prefix: str = "model") -> list[str]:
+    """Config keys of a model's training learning rates: ``optimizer.lr`` and each ``*_lr`` schedule's
+    ``initial`` (DeepSDF's decoder_lr / latent_lr), e.g. ``["model.decoder_lr.initial", ...]``."""
+    keys = []
+    optimizer = model_cfg.get("optimizer")
+    if isinstance(optimizer, DictConfig) and "lr" in optimizer:
+        keys.append(f"{prefix}.optimizer.lr")
+    for name in model_cfg:
+        node = model_cfg.get(name)
+        if str(name).endswith("_lr") and isinstance(node, DictConfig) and "initial" in node:
+            keys.append(f"{prefix}.{name}.initial")
+    return keys
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """``<dirpath>/last.ckpt``: the state at the end of every training epoch, hence also at the end of training.
+
+    Lightning's ``save_last`` rewrites last.ckpt only when the monitored checkpoint is written (at validation),
+    so with validation every N epochs it lagged up to N - 1 epochs behind. This one does not monitor anything
+    and saves after every epoch; a ``ModelCheckpoint`` with a ``monitor`` writes best.ckpt beside it.
+    """
+
+    def __init__(self, dirpath: str):
+        super().__init__(dirpath=dirpath, filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
+                         save_on_train_epoch_end=True, enable_version_counter=False)
 
 
 class NonFiniteLossGuard(pl.Callback):
     """Stop training with a clear message as soon as the training loss is NaN or infinite.
 
-    Checkpoints written before the failure are kept; the message names the step, the loss terms and
-    the newest checkpoint so the run can be resumed with a lower learning rate.
+    Checkpoints written before the failure are kept; the message names the step, the loss terms, the
+    newest checkpoint and the learning-rate keys of the model (``lr_keys``, set by train.py from the model
+    config) so the run can be resumed with a lower learning rate.
     """
+
+    lr_keys: tuple[str, ...] = ()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
@@ -26,11 +58,13 @@ class NonFiniteLossGuard(pl.Callback):
         if math.isfinite(value):
             return
         terms = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
-        last = getattr(trainer.checkpoint_callback, "last_model_path", "") or "none yet"
+        saved = [c.best_model_path for c in getattr(trainer, "checkpoint_callbacks", []) if isinstance(c, LastCheckpoint)]
+        last = next((path for path in saved if path), "none yet")
+        lr = f" ({', '.join(self.lr_keys)})" if self.lr_keys else ""
         raise ShapelabError(
             f"training loss became {value} at epoch {trainer.current_epoch}, step {trainer.global_step} "
-            f"(last logged terms: {terms}); last checkpoint: {last}; lower the learning rate "
-            "(model.optimizer.lr) or set trainer.gradient_clip_val, then resume with ckpt_path=<run dir>"
+            f"(last logged terms: {terms}); last checkpoint: {last}; lower the learning rate{lr} "
+            "or set trainer.gradient_clip_val, then resume with ckpt_path=<run dir>"
         )
 
 

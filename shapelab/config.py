@@ -1,27 +1,56 @@
-"""Start-up validation of a composed config, so a misspelt key fails before any work with the key named.
+"""Start-up validation of a composed config, so a bad key or value fails before any work, with the key named.
 
-Hydra already rejects command-line overrides of keys that do not exist (struct mode). This module
-also catches misspellings inside YAML files (a user's experiment or local config):
-- top-level keys are checked against the keys of conf/train.yaml / conf/evaluate.yaml;
-- every ``_target_`` node's keys are checked against the signature of the class/function it names.
+Hydra already rejects command-line overrides of keys that do not exist (struct mode; the entry points
+turn that into a "did you mean" line, shapelab/cli/common.py). This module also catches what YAML files
+(an experiment, a user's local config) and ``+key=`` overrides can get wrong:
+- top-level keys are checked against the keys of the primary config file (conf/train.yaml, conf/evaluate.yaml);
+- every ``_target_`` node's keys are checked against the signature of the class/function it names, and
+  every plain value against the parameter's type annotation (``trainer.max_epochs=abc`` fails here);
+- the model, data, loss and encoder chosen must fit each other (``check_compatibility``);
+- a saved run config may only name trusted ``_target_``s before it is instantiated (``check_trusted_targets``).
 """
 from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.resources
 import inspect
-from collections.abc import Iterable
+import types
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from shapelab.errors import ShapelabError
 
 HYDRA_SPECIAL_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
+# `_target_` prefixes a saved run config may name (README "What is trusted"): the project's own code and the
+# libraries its configs document. Anything else (e.g. `shutil.copyfile`) is refused before instantiation.
+TRUSTED_TARGET_PREFIXES = (
+    "shapelab.", "torch.optim.", "torch.nn.", "pytorch_lightning.", "lightning.pytorch.", "torchvision.models.",
+)
 
 
 def _suggest(key: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(key, list(choices), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def primary_config_keys(config_name: str) -> set[str]:
+    """Top-level keys a composed ``conf/<config_name>.yaml`` may hold: the file's own keys, the packages its
+    defaults list fills (``evaluation@evaluate`` -> ``evaluate``, ``optional local`` -> ``local``) and ``hydra``.
+    The YAML file is the one place these are listed."""
+    text = importlib.resources.files("shapelab.conf").joinpath(f"{config_name}.yaml").read_text()
+    raw = OmegaConf.create(text)
+    keys = {str(key) for key in raw if key != "defaults"} | {"hydra"}
+    for entry in raw.get("defaults", []):
+        if isinstance(entry, str):
+            continue  # _self_
+        for group in entry:
+            name = str(group).removeprefix("optional ").removeprefix("override ")
+            keys.add(name.split("@")[-1].split("/")[0])
+    return keys
 
 
 def locate_target(path: str, key: str):
@@ -38,33 +67,59 @@ def locate_target(path: str, key: str):
         ) from None
 
 
-def _accepted_parameters(target) -> tuple[set[str], bool]:
-    """Names a callable accepts, and whether it takes **kwargs."""
+def _parameters(target) -> tuple[dict[str, inspect.Parameter], bool, dict]:
+    """Named parameters of a callable, whether it takes **kwargs, and its resolved type hints."""
     func = target.__init__ if inspect.isclass(target) else target
     try:
-        params = inspect.signature(func).parameters.values()
+        params = inspect.signature(func).parameters
     except (TypeError, ValueError):
-        return set(), True
-    names = {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
-    takes_kwargs = any(p.kind == p.VAR_KEYWORD for p in params)
-    return names - {"self"}, takes_kwargs
+        return {}, True, {}
+    try:
+        hints = typing.get_type_hints(func)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: no type checks for this target
+        hints = {}
+    named = {n: p for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and n != "self"}
+    return named, any(p.kind == p.VAR_KEYWORD for p in params.values()), hints
+
+
+def _fits(value, annotation) -> bool:
+    """Whether a plain config value (int, float, bool, str, None) can be passed where ``annotation`` is
+    expected. Annotations this cannot judge (classes, callables, generics) accept everything."""
+    if annotation in (inspect.Parameter.empty, typing.Any, object):
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in typing.get_args(annotation))
+    if origin is typing.Literal:
+        return value in typing.get_args(annotation)
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    if annotation is Path or (inspect.isclass(annotation) and issubclass(annotation, Path)):
+        return isinstance(value, str)
+    container = origin or annotation
+    # a plain value where a list / dict is expected does not fit; other annotations are not judged
+    return not (inspect.isclass(container) and issubclass(container, (Sequence, Mapping)) and not issubclass(container, str))
+
+
+def _describe(annotation) -> str:
+    return str(annotation).replace("typing.", "").replace("<class '", "").replace("'>", "")
 
 
 def check_targets(node, key: str = "") -> None:
-    """Check every ``_target_`` node below ``node``: each key must be a parameter of the target."""
+    """Check every ``_target_`` node below ``node``: each key must be a parameter of the target and each plain
+    value must fit the parameter's type annotation."""
     if isinstance(node, DictConfig):
         target_path = node.get("_target_") if "_target_" in node else None
         if isinstance(target_path, str):
-            target = locate_target(target_path, key or "<root>")
-            accepted, takes_kwargs = _accepted_parameters(target)
-            if not takes_kwargs:
-                for child in node:
-                    if child not in HYDRA_SPECIAL_KEYS and child not in accepted:
-                        where = f"{key}.{child}" if key else str(child)
-                        raise ShapelabError(
-                            f"config key '{where}' is not a parameter of {target_path}"
-                            f"{_suggest(str(child), accepted)}; remove or rename it"
-                        )
+            _check_target_node(node, target_path, key)
         for child in node:
             if child == "hydra":
                 continue
@@ -77,6 +132,33 @@ def check_targets(node, key: str = "") -> None:
                 check_targets(value, f"{key}[{i}]")
 
 
+def _check_target_node(node: DictConfig, target_path: str, key: str) -> None:
+    target = locate_target(target_path, key or "<root>")
+    params, takes_kwargs, hints = _parameters(target)
+    for child in node:
+        if child in HYDRA_SPECIAL_KEYS:
+            continue
+        where = f"{key}.{child}" if key else str(child)
+        if child not in params:
+            if takes_kwargs:
+                continue
+            raise ShapelabError(
+                f"config key '{where}' is not a parameter of {target_path}{_suggest(str(child), params)}; remove or rename it"
+            )
+        try:
+            value = node[child]
+        except Exception:  # noqa: BLE001, S112 - unresolvable here (e.g. ${hydra:...} outside a run): not checked
+            continue
+        if isinstance(value, (DictConfig, ListConfig)) or node.get("_partial_"):
+            continue
+        annotation = hints.get(child, params[child].annotation)
+        if not isinstance(annotation, str) and not _fits(value, annotation):
+            raise ShapelabError(
+                f"config key '{where}'={value!r} is not a valid {_describe(annotation)} "
+                f"(parameter of {target_path}); fix the value"
+            )
+
+
 def check_top_level(cfg: DictConfig, allowed: Iterable[str]) -> None:
     """Reject top-level keys that no part of the framework reads."""
     allowed = set(allowed)
@@ -85,9 +167,87 @@ def check_top_level(cfg: DictConfig, allowed: Iterable[str]) -> None:
             raise ShapelabError(f"unknown top-level config key '{key}'{_suggest(str(key), allowed)}; remove or rename it")
 
 
-def validate(cfg: DictConfig, allowed_top_level: Iterable[str]) -> None:
-    """Validate a composed config: resolvable interpolations, known top-level keys, target parameters."""
-    check_top_level(cfg, allowed_top_level)
+def _target_class(node, key: str):
+    """The class a ``_target_`` node names, or None when the node is absent or has no ``_target_``."""
+    if not isinstance(node, DictConfig) or not isinstance(node.get("_target_"), str):
+        return None
+    return locate_target(node._target_, key)
+
+
+def check_compatibility(cfg: DictConfig, choices: Mapping[str, str] | None = None) -> None:
+    """Refuse, in one line naming both keys, a model / data / loss / encoder / renderer combination that cannot
+    train: each side declares what it needs or gives (``batch_format``, ``input_type``, ``renderer_outputs``,
+    ``outputs`` class attributes). ``choices``: Hydra's group choices, to name ``model=occnet`` rather than a class."""
+    choices = choices or {}
+
+    def name(group: str, node) -> str:
+        return f"{group}={choices[group]}" if choices.get(group) else f"{group}._target_={node._target_}"
+
+    model_cls, data_cls = _target_class(cfg.get("model"), "model"), _target_class(cfg.get("data"), "data")
+    if model_cls is None:
+        return
+    wanted = getattr(model_cls, "batch_format", None)
+    given = getattr(data_cls, "batch_format", None)
+    if wanted and given and wanted != given:
+        raise ShapelabError(
+            f"{name('model', cfg.model)} does not fit {name('data', cfg.data)}: the model trains on {wanted} batches, "
+            f"the data yields {given} batches; choose data and model of the same kind (README 'Experiments')"
+        )
+    loss_cls = _target_class(cfg.model.get("loss"), "model.loss")
+    if wanted and getattr(loss_cls, "batch_format", wanted) != wanted:
+        raise ShapelabError(
+            f"{name('loss', cfg.model.loss)} does not fit {name('model', cfg.model)}: the loss is for "
+            f"{loss_cls.batch_format} batches, the model trains on {wanted} batches; choose a loss of the model"
+        )
+    renderer_node = cfg.model.get("renderer")
+    missing = set(getattr(loss_cls, "renderer_outputs", ())) - set(
+        getattr(_target_class(renderer_node, "model.renderer"), "outputs", ())
+    )
+    if missing:
+        renderer = choices.get("renderer") or (renderer_node._target_ if renderer_node else "null")
+        raise ShapelabError(
+            f"{name('loss', cfg.model.loss)} does not fit renderer={renderer}: the loss needs renderer outputs "
+            f"{sorted(missing)}; use renderer=gaussian_projection with loss=capnet_projection, "
+            "renderer=point_projection with loss=drwr"
+        )
+    encoder_cls = _target_class(cfg.model.get("encoder"), "model.encoder")
+    needs = getattr(encoder_cls, "input_type", None)
+    has = (cfg.data.get("input_type") if data_cls is not None else None) or getattr(data_cls, "input_type", None)
+    if needs and has and needs != has:
+        encoder = choices.get("model/encoder") or cfg.model.encoder._target_
+        raise ShapelabError(
+            f"model/encoder={encoder} does not fit data.input_type={has}: the encoder reads {needs} inputs; "
+            f"set data.input_type={needs} or choose an encoder for {has} inputs"
+        )
+
+
+def check_trusted_targets(node, source: str | Path, key: str = "") -> None:
+    """Refuse a config (e.g. a run's saved ``.hydra/config.yaml``) naming a ``_target_`` outside
+    ``TRUSTED_TARGET_PREFIXES``: instantiating it could run any function of any installed package."""
+    if isinstance(node, DictConfig):
+        for child in node:
+            value = node._get_node(child)
+            where = f"{key}.{child}" if key else str(child)
+            if child == "_target_":
+                target = str(value._value()) if hasattr(value, "_value") else str(value)
+                if not target.startswith(TRUSTED_TARGET_PREFIXES):
+                    raise ShapelabError(
+                        f"{source}: '{where}: {target}' is not a trusted target (allowed: "
+                        f"{', '.join(p + '*' for p in TRUSTED_TARGET_PREFIXES)}); use a config you trust (README "
+                        "'What is trusted')"
+                    )
+            elif isinstance(value, (DictConfig, ListConfig)):
+                check_trusted_targets(value, source, where)
+    elif isinstance(node, ListConfig):
+        for i, value in enumerate(node._iter_ex(resolve=False)):
+            if isinstance(value, (DictConfig, ListConfig)):
+                check_trusted_targets(value, source, f"{key}[{i}]")
+
+
+def validate(cfg: DictConfig, config_name: str) -> None:
+    """Validate a composed config of ``conf/<config_name>.yaml``: resolvable interpolations, known top-level
+    keys, target parameters and their value types."""
+    check_top_level(cfg, primary_config_keys(config_name))
     try:
         OmegaConf.resolve(OmegaConf.create(OmegaConf.to_container(cfg, resolve=False)))
     except Exception as exc:  # noqa: BLE001 - omegaconf raises many kinds; report the one line

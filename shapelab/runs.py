@@ -12,9 +12,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from shapelab.errors import ShapelabError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("SHAPELAB_ROOT", str(REPO_ROOT))
-
 
 def instantiate_group(group: DictConfig | None) -> list:
     """Instantiate every ``_target_`` entry of a dict-of-configs group (callbacks, logger)."""
@@ -31,18 +28,56 @@ def fill_from_facts(model_cfg: DictConfig, facts: dict) -> None:
                 model_cfg[key] = value
 
 
-def resolve_ckpt_path(ckpt_path: str | None, log_dir: str | Path, task_name: str) -> str | None:
-    """A checkpoint file from a file path, a run directory, or "last" (newest run of the task)."""
+def _run_identity(run_dir: Path) -> tuple[str | None, str | None]:
+    """(model ``_target_``, experiment choice) of a run, from its saved ``.hydra/config.yaml`` / ``hydra.yaml``."""
+    def load(name: str):
+        path = run_dir / ".hydra" / name
+        try:
+            return OmegaConf.load(path) if path.is_file() else None
+        except Exception:  # noqa: BLE001 - an unreadable run config identifies nothing
+            return None
+
+    config, hydra_cfg = load("config.yaml"), load("hydra.yaml")
+    model = OmegaConf.select(config, "model._target_", throw_on_missing=False) if config is not None else None
+    experiment = OmegaConf.select(hydra_cfg, "hydra.runtime.choices.experiment", default=None) if hydra_cfg else None
+    return model, experiment
+
+
+def _started(run_dir: Path) -> float:
+    """When a run started: Hydra writes ``.hydra/hydra.yaml`` once, at the start."""
+    marker = run_dir / ".hydra" / "hydra.yaml"
+    return os.path.getmtime(marker if marker.is_file() else run_dir)
+
+
+def resolve_last_run(log_dir: str | Path, task_name: str, model: str | None = None,
+                     experiment: str | None = None) -> Path:
+    """``checkpoints/last.ckpt`` of the newest run of the task with the same model class and experiment
+    (any run when ``model`` is None). Says which run is resumed, and when a newer run of the same kind has
+    no checkpoint yet (it stopped before its first epoch ended)."""
+    root = Path(log_dir) / task_name
+    run_dirs = [*root.glob("runs/*"), *root.glob("multiruns/*/*")]
+    same = [d for d in run_dirs if d.is_dir() and (model is None or _run_identity(d) == (model, experiment))]
+    with_ckpt = [d for d in same if (d / "checkpoints" / "last.ckpt").is_file()]
+    kind = f"model {model}, experiment {experiment}" if model else "any model"
+    if not with_ckpt:
+        raise ShapelabError(
+            f"ckpt_path=last: no run of this kind ({kind}) with checkpoints/last.ckpt under {root}; "
+            "train first or give a run directory / .ckpt file"
+        )
+    chosen = max(with_ckpt, key=_started)
+    newer = [d for d in same if d not in with_ckpt and _started(d) > _started(chosen)]
+    note = f" (the newer run {max(newer, key=_started)} has no checkpoint yet)" if newer else ""
+    print(f"ckpt_path=last: using {chosen / 'checkpoints' / 'last.ckpt'}{note}", file=sys.stderr)
+    return chosen / "checkpoints" / "last.ckpt"
+
+
+def resolve_ckpt_path(ckpt_path: str | None, log_dir: str | Path, task_name: str, model: str | None = None,
+                      experiment: str | None = None) -> str | None:
+    """A checkpoint file from a file path, a run directory, or "last" (see ``resolve_last_run``)."""
     if ckpt_path in (None, ""):
         return None
     if ckpt_path == "last":
-        runs = sorted((Path(log_dir) / task_name).glob("runs/*/checkpoints/last.ckpt"), key=os.path.getmtime)
-        runs += sorted((Path(log_dir) / task_name).glob("multiruns/*/*/checkpoints/last.ckpt"), key=os.path.getmtime)
-        if not runs:
-            raise ShapelabError(
-                f"ckpt_path=last: no checkpoints/last.ckpt under {Path(log_dir) / task_name}; train first or give a path"
-            )
-        return str(max(runs, key=os.path.getmtime))
+        return str(resolve_last_run(log_dir, task_name, model, experiment))
     path = Path(ckpt_path)
     if path.is_dir():
         path = path / "checkpoints" / "last.ckpt" if (path / "checkpoints").is_dir() else path / "last.ckpt"

@@ -26,6 +26,10 @@ def compose_cfg():
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
+    from shapelab import resolvers
+
+    resolvers.register()
+
     def _compose(config_name: str = "train", overrides: list[str] | None = None):
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):

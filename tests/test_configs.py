@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from shapelab.cli.train import TOP_LEVEL_KEYS
-from shapelab.config import check_targets, check_top_level
+from shapelab.config import check_compatibility, check_targets, check_top_level, primary_config_keys
+from shapelab.errors import ShapelabError
 from tests.conftest import REPO_ROOT
 
 EXPERIMENTS = sorted(p.stem for p in (REPO_ROOT / "conf" / "experiment").glob("*.yaml"))
@@ -15,9 +15,30 @@ EXPERIMENTS = sorted(p.stem for p in (REPO_ROOT / "conf" / "experiment").glob("*
 def test_experiment_composes_and_validates(experiment, compose_cfg):
     cfg = compose_cfg("train", [f"experiment={experiment}"])
     run_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    check_top_level(run_cfg, TOP_LEVEL_KEYS)
+    check_top_level(run_cfg, primary_config_keys("train"))
     check_targets(run_cfg)
+    check_compatibility(run_cfg, dict(cfg.hydra.runtime.choices))
     assert run_cfg.monitor.metric.split("/")[0] in ("val", "train") and run_cfg.monitor.mode in ("min", "max")
+
+
+def test_top_level_keys_come_from_the_yaml():
+    keys = primary_config_keys("train")
+    assert {"data", "model", "loss", "evaluate", "local", "monitor", "seed", "ckpt_path", "hydra"} <= keys
+    assert "optimized_metric" not in keys and "evaluation" not in keys
+    assert {"pred_dir", "pred_frame", "out_dir", "evaluate"} <= primary_config_keys("evaluate")
+
+
+@pytest.mark.parametrize(("overrides", "metric", "mode"), [
+    ([], "val/sdf_l1", "min"),
+    (["experiment=occnet_svr"], "val/iou", "max"),
+    (["experiment=capnet"], "val/chamfer_capnet", "min"),
+    (["model=occnet", "loss=occupancy_bce", "data=synthetic_occ"], "val/iou", "max"),
+    (["experiment=deepsdf_shapenet_chairs"], "train/loss", "min"),  # no val split: the experiment says so
+])
+def test_the_model_owns_its_monitored_metric(overrides, metric, mode, compose_cfg):
+    cfg = compose_cfg("train", overrides)
+    assert (cfg.monitor.metric, cfg.monitor.mode) == (metric, mode)
+    assert cfg.callbacks.model_checkpoint.monitor == metric and cfg.callbacks.model_checkpoint.mode == mode
 
 
 @pytest.mark.parametrize("search", sorted(p.stem for p in (REPO_ROOT / "conf" / "hparams_search").glob("*.yaml")))
@@ -26,7 +47,14 @@ def test_search_spaces_name_existing_keys(search, compose_cfg):
     cfg = compose_cfg("train", [*experiment, f"hparams_search={search}"])
     for key in cfg.hydra.sweeper.params:
         assert OmegaConf.select(cfg, key) is not None, f"{search}: '{key}' is not a config key"
-    assert cfg.optimized_metric == cfg.monitor.metric or cfg.optimized_metric.startswith("val/")
+    # the sweep optimises the monitored metric in the metric's own direction
+    assert cfg.hydra.sweeper.direction == {"min": "minimize", "max": "maximize"}[cfg.monitor.mode]
+    assert cfg.monitor.metric.startswith("val/")
+
+
+def test_sweep_direction_follows_a_changed_metric(compose_cfg):
+    cfg = compose_cfg("train", ["hparams_search=deepsdf_optuna", "monitor.metric=val/iou", "monitor.mode=max"])
+    assert cfg.hydra.sweeper.direction == "maximize"
 
 
 @pytest.mark.parametrize("launcher", ["slurm", "local_processes"])
@@ -35,12 +63,52 @@ def test_launchers_compose(launcher, compose_cfg):
     assert "submitit" in cfg.hydra.launcher._target_
 
 
-def test_misspelt_model_key_fails_with_the_key_named(compose_cfg):
-    from shapelab.errors import ShapelabError
-
-    cfg = compose_cfg("train", ["+model.decoder.hiden_dim=3"])
-    with pytest.raises(ShapelabError, match=r"'model.decoder.hiden_dim'.*did you mean 'hidden_dim'"):
+# one misspelt key per config group (added with + so Hydra's own override check lets it through, as a typo in
+# an experiment or local YAML file would): start-up validation names it
+@pytest.mark.parametrize(("overrides", "key"), [
+    (["+model.decoder.hiden_dim=3"], r"model.decoder.hiden_dim'.*did you mean 'hidden_dim'"),
+    (["+data.batch_sise=8"], r"data.batch_sise'.*did you mean 'batch_size'"),
+    (["+loss.clamb=0.1"], r"loss.clamb'.*did you mean 'clamp'"),
+    (["experiment=capnet", "+renderer.sigma_sqq=1"], r"renderer.sigma_sqq'"),
+    (["experiment=occnet_svr", "+model.encoder.weights_pth=x"], r"model.encoder.weights_pth'"),
+    (["model=occnet", "+model.extraction.resolution_0=8"], r"model.extraction.resolution_0'.*did you mean 'resolution0'"),
+    (["model=occnet", "+model.postprocess.refinment_steps=3"], r"model.postprocess.refinment_steps'"),
+    (["+trainer.max_epoch=3"], r"trainer.max_epoch'.*did you mean 'max_epochs'"),
+    (["+callbacks.model_checkpoint.monitr=x"], r"callbacks.model_checkpoint.monitr'"),
+    (["logger=csv", "+logger.csv.save_dri=x"], r"logger.csv.save_dri'"),
+    (["stage=meshsdf", "+stage.refine.iteration=3"], r"stage.refine.iteration'.*did you mean 'iterations'"),
+])
+def test_misspelt_key_of_every_group_fails_with_the_key_named(overrides, key, compose_cfg):
+    cfg = compose_cfg("train", overrides)
+    with pytest.raises(ShapelabError, match=key):
         check_targets(cfg)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("trainer.max_epochs=abc", r"'trainer.max_epochs'='abc' is not a valid"),
+    ("model.decoder.hidden_dim=wide", r"'model.decoder.hidden_dim'='wide'"),
+    ("data.batch_size=1.5", r"'data.batch_size'=1.5"),
+    ("trainer.precision=31", r"'trainer.precision'=31"),
+])
+def test_values_of_the_wrong_type_fail_at_start_up(override, message, compose_cfg):
+    cfg = compose_cfg("train", [override])
+    with pytest.raises(ShapelabError, match=message):
+        check_targets(cfg)
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["model=occnet"], r"model=occnet does not fit data=synthetic"),
+    (["model=occnet", "data=synthetic_occ"], r"loss=sdf_clamped_l1 does not fit model=occnet"),
+    (["model=image_to_points", "data=synthetic_views", "loss=occupancy_bce"], r"loss=occupancy_bce does not fit model=image_to_points"),
+    (["experiment=occnet_svr", "model/encoder=pointnet"], r"model/encoder=pointnet does not fit data.input_type=image"),
+    (["experiment=occnet_pointcloud", "data.input_type=voxels"], r"does not fit data.input_type=voxels"),
+    (["experiment=capnet", "renderer=point_projection"], r"loss=capnet_projection does not fit renderer=point_projection"),
+    (["experiment=drwr", "~renderer"], r"loss=drwr does not fit renderer=null"),
+])
+def test_incompatible_pairs_stop_with_both_keys_named(overrides, message, compose_cfg):
+    cfg = compose_cfg("train", overrides)
+    with pytest.raises(ShapelabError, match=message):
+        check_compatibility(cfg, dict(cfg.hydra.runtime.choices))
 
 
 def test_experiments_exist_for_every_model():

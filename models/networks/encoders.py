@@ -70,6 +70,8 @@ class ResNet18Encoder(nn.Module):
     Args: images (B, 3, H, W) in [0, 1]. Returns: (B, c_dim).
     """
 
+    input_type = "image"  # the data.input_type it encodes
+
     def __init__(self, c_dim: int, weights_path: str | None = None, pretrained: bool = False):
         super().__init__()
         from torchvision.models import resnet18
@@ -120,6 +122,8 @@ class ConvImageEncoder(nn.Module):
     Args: images (B, 3, H, W) in [0, 1]. Returns: (B, c_dim).
     """
 
+    input_type = "image"  # the data.input_type it encodes
+
     def __init__(self, c_dim: int, channels: tuple[int, ...] = (32, 64, 128, 256, 512)):
         super().__init__()
         layers: list[nn.Module] = []
@@ -142,6 +146,8 @@ class ResnetPointNetEncoder(nn.Module):
 
     Args: points (B, N, 3). Returns: (B, c_dim).
     """
+
+    input_type = "pointcloud"  # the data.input_type it encodes
 
     def __init__(self, c_dim: int, dim: int = 3, hidden_dim: int = 128, pooling: str = "max",
                  pooling_alpha: float = 1.0):
@@ -166,6 +172,8 @@ class VoxelEncoder(nn.Module):
 
     Args: voxels (B, 32, 32, 32) in {0, 1}. Returns: (B, c_dim).
     """
+
+    input_type = "voxels"  # the data.input_type it encodes
 
     def __init__(self, c_dim: int, resolution: int = 32):
         super().__init__()

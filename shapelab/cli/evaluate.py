@@ -1,28 +1,22 @@
 """Evaluate a checkpoint or a folder of predictions: ``python evaluate.py ckpt_path=... | pred_dir=...``.
 
-See conf/evaluate.yaml for the options and docs/metrics.md for the metrics.
+See conf/evaluate.yaml for the options and docs/metrics.md for the metrics. Only Hydra and OmegaConf are
+imported at module level: ``--help`` answers before torch/Lightning load.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 import hydra
-import pytorch_lightning as pl
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from shapelab import config as config_check
-from shapelab.checkpoints import load_weights
+from shapelab import resolvers
+from shapelab.cli.common import run_hydra_app
 from shapelab.errors import ShapelabError
-from shapelab.evaluation import evaluate_model, evaluate_predictions
 from shapelab.runs import instantiate_group, resolve_ckpt_path, run_entry_point
-
-TOP_LEVEL_KEYS = {
-    "data", "logger", "paths", "evaluate", "local", "hydra", "task_name", "seed", "ckpt_path", "pred_dir", "pred_frame",
-    "out_dir",
-}
 
 
 def _datamodule(data_cfg: DictConfig, split: str):
@@ -33,16 +27,21 @@ def _datamodule(data_cfg: DictConfig, split: str):
 
 
 def load_run_config(run_dir: Path) -> DictConfig:
-    """The resolved config a training run saved (``<run_dir>/.hydra/config.yaml``)."""
+    """The config a training run saved (``<run_dir>/.hydra/config.yaml``), after checking that it names only
+    trusted ``_target_``s (it may come from someone else: README "What is trusted")."""
     path = run_dir / ".hydra" / "config.yaml"
     if not path.is_file():
         raise ShapelabError(f"{path} is missing, so the checkpoint's model cannot be rebuilt; "
                             "give a checkpoint inside a train.py run directory (<run>/checkpoints/*.ckpt)")
-    return OmegaConf.load(path)
+    run_cfg = OmegaConf.load(path)
+    config_check.check_trusted_targets(run_cfg, path)
+    return run_cfg
 
 
 def evaluate_pred_dir(cfg: DictConfig) -> dict[str, float]:
     """Score the files of ``cfg.pred_dir`` against the ground truth of ``cfg.data``."""
+    from shapelab.evaluation import evaluate_predictions
+
     if not cfg.get("data"):
         raise ShapelabError("pred_dir: choose the dataset holding the ground truth with data=<name>")
     split = cfg.evaluate.split
@@ -54,6 +53,11 @@ def evaluate_pred_dir(cfg: DictConfig) -> dict[str, float]:
 
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, float]:
     """Rebuild the model of ``cfg.ckpt_path``'s run from its saved config, load the weights, score it."""
+    import torch
+
+    from shapelab.checkpoints import load_weights
+    from shapelab.evaluation import evaluate_model
+
     ckpt = Path(resolve_ckpt_path(cfg.ckpt_path, cfg.paths.log_dir, "train"))
     run_dir = ckpt.parent.parent
     run_cfg = load_run_config(run_dir)
@@ -71,7 +75,10 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, float]:
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Score ``cfg.pred_dir`` or the checkpoint ``cfg.ckpt_path``; returns the overall metrics."""
-    config_check.validate(cfg, TOP_LEVEL_KEYS)
+    resolvers.register()
+    config_check.validate(cfg, "evaluate")
+    import pytorch_lightning as pl
+
     pl.seed_everything(cfg.seed)
     if cfg.pred_dir:
         return evaluate_pred_dir(cfg)
@@ -81,9 +88,14 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
 
 
 @hydra.main(version_base="1.3", config_path="pkg://shapelab.conf", config_name="evaluate")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     return run_entry_point(lambda c: evaluate(c).get(f"eval/{c.evaluate.split}/chamfer_l1_occnet"), cfg, multirun)
+
+
+def main() -> None:
+    """``python evaluate.py`` / ``shapelab-evaluate``."""
+    run_hydra_app(hydra_main, "evaluate")
 
 
 if __name__ == "__main__":

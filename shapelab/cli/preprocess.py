@@ -5,16 +5,13 @@ See conf/preprocess.yaml for the options and datamodules/preprocessing.py for wh
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from shapelab.cli.common import run_hydra_app
 from shapelab.errors import ShapelabError
-
-os.environ.setdefault("SHAPELAB_ROOT", str(Path(__file__).resolve().parents[2]))
 
 
 REQUIRED = {"input_dir": "a folder of raw meshes", "name": "a dataset name"}
@@ -45,7 +42,7 @@ def preprocess(cfg: DictConfig):
 
 
 @hydra.main(version_base="1.3", config_path="pkg://shapelab.conf", config_name="preprocess")
-def main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
     try:
         summary = preprocess(cfg)
     except ShapelabError as exc:
@@ -57,6 +54,11 @@ def main(cfg: DictConfig) -> None:
               file=sys.stderr)  # fmt: skip
         sys.exit(1)
     print(f"output: {cfg.out_dir}")
+
+
+def main() -> None:
+    """``python preprocess.py`` / ``shapelab-preprocess``."""
+    run_hydra_app(hydra_main, "preprocess")
 
 
 if __name__ == "__main__":

@@ -1,18 +1,20 @@
-"""Train a shapelab model: ``python train.py [experiment=<name>] [key=value ...]`` (see README)."""
+"""Train a shapelab model: ``python train.py [experiment=<name>] [key=value ...]`` (see README).
+
+Only Hydra and OmegaConf are imported at module level: ``--help`` answers before torch/Lightning load.
+"""
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
 import hydra
-import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ProgressBar
 
 from shapelab import config as config_check
-from shapelab.checkpoints import load_weights
+from shapelab import resolvers
+from shapelab.cli.common import run_hydra_app
 from shapelab.runs import (
     fill_from_facts,
     group_sweep_run,
@@ -24,21 +26,38 @@ from shapelab.runs import (
 
 log = logging.getLogger("shapelab.train")
 
-TOP_LEVEL_KEYS = {
-    "data", "model", "loss", "renderer", "stage", "callbacks", "logger", "trainer", "paths", "evaluate",
-    "experiment", "category", "hparams_search", "local", "debug", "task_name", "tags", "seed", "train",
-    "evaluate_after_training", "ckpt_path", "monitor", "optimized_metric",
-}
+
+def _hydra_choices() -> dict:
+    """Hydra's group choices of this run (``model: occnet``), or {} outside a Hydra run."""
+    return dict(HydraConfig.get().runtime.choices) if HydraConfig.initialized() else {}
+
+
+def used_splits(cfg: DictConfig) -> list[str]:
+    """The Lightning stages whose splits this run reads: fit (train + val) and the evaluated split."""
+    stages = ["fit"] if cfg.train else []
+    if cfg.evaluate_after_training:
+        stages.append("test" if cfg.evaluate.split == "test" else "validate")
+    return stages
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train (and evaluate) the model ``cfg`` describes; returns the final metrics."""
-    config_check.validate(cfg, TOP_LEVEL_KEYS)
-    pl.seed_everything(cfg.seed, workers=True)
+    resolvers.register()
+    config_check.validate(cfg, "train")
+    choices = _hydra_choices()
+    config_check.check_compatibility(cfg, choices)
 
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import ProgressBar
+
+    from shapelab.callbacks import NonFiniteLossGuard, learning_rate_keys
+    from shapelab.checkpoints import check_fits, load_weights, read_checkpoint
+
+    pl.seed_everything(cfg.seed, workers=True)
     datamodule = hydra.utils.instantiate(cfg.data)
     datamodule.prepare_data()
-    datamodule.setup("fit")
+    for stage in used_splits(cfg) or ["fit"]:
+        datamodule.setup(stage)  # every split the run reads is validated now, not after training
     fill_from_facts(cfg.model, datamodule.facts())
     save_run_config(cfg, cfg.paths.output_dir)
 
@@ -53,16 +72,21 @@ def train(cfg: DictConfig) -> dict[str, float]:
         return metrics
 
     model = hydra.utils.instantiate(cfg.model)
+    ckpt = resolve_ckpt_path(cfg.ckpt_path, cfg.paths.log_dir, cfg.task_name, cfg.model._target_, choices.get("experiment"))
+    if ckpt and cfg.train:
+        check_fits(model, read_checkpoint(ckpt), ckpt)  # one line before Lightning's raw errors
     loggers = instantiate_group(cfg.get("logger"))
     callbacks = instantiate_group(cfg.get("callbacks"))
     if not cfg.trainer.get("enable_progress_bar", True):
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    for callback in callbacks:
+        if isinstance(callback, NonFiniteLossGuard):
+            callback.lr_keys = learning_rate_keys(cfg.model)
     trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     metrics: dict[str, float] = {}
-    ckpt = resolve_ckpt_path(cfg.ckpt_path, cfg.paths.log_dir, cfg.task_name)
     if cfg.train:
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
@@ -93,7 +117,7 @@ def print_run_summary(output_dir: str, loggers: list) -> None:
 
 
 @hydra.main(version_base="1.3", config_path="pkg://shapelab.conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     if multirun:
@@ -101,12 +125,16 @@ def main(cfg: DictConfig) -> float | None:
 
     def task(cfg: DictConfig) -> float | None:
         metrics = train(cfg)
-        metric_name = cfg.get("optimized_metric") or cfg.monitor.metric
-        if metric_name not in metrics:
-            log.warning("the optimised metric %s was never logged (no validation run?)", metric_name)
-        return metrics.get(metric_name, float("nan"))
+        if cfg.monitor.metric not in metrics:
+            log.warning("the monitored metric %s was never logged (no validation run?)", cfg.monitor.metric)
+        return metrics.get(cfg.monitor.metric, float("nan"))
 
     return run_entry_point(task, cfg, multirun)
+
+
+def main() -> None:
+    """``python train.py`` / ``shapelab-train``."""
+    run_hydra_app(hydra_main, "train")
 
 
 if __name__ == "__main__":

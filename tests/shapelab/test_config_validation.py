@@ -35,3 +35,29 @@ def test_unknown_top_level_key_is_rejected():
     cfg = OmegaConf.create({"seed": 1, "seeed": 2})
     with pytest.raises(ShapelabError, match=r"'seeed'.*did you mean 'seed'"):
         check_top_level(cfg, {"seed"})
+
+
+def test_untrusted_target_in_a_saved_run_config_is_refused(compose_cfg, tmp_path):
+    """A handed-over run config naming e.g. shutil.copyfile is refused before anything is instantiated."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from shapelab.cli.evaluate import evaluate
+    from shapelab.config import check_trusted_targets
+
+    check_trusted_targets(OmegaConf.create({"model": {"_target_": "shapelab.models.deepsdf.DeepSDF",
+                                                      "optimizer": {"_target_": "torch.optim.Adam"}}}), "x")
+    victim = tmp_path / "written_by_the_config"
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"")
+    (run / ".hydra").mkdir()
+    OmegaConf.save(OmegaConf.create({"model": {"_target_": "shutil.copyfile", "src": __file__, "dst": str(victim)}}),
+                   run / ".hydra" / "config.yaml")
+    cfg = compose_cfg("evaluate", [f"ckpt_path={run}", f"paths.output_dir={tmp_path}"])
+    HydraConfig.instance().set_config(cfg)
+    with pytest.raises(ShapelabError, match=r"'model._target_: shutil.copyfile' is not a trusted target"):
+        evaluate(cfg)
+    assert not victim.exists()
+    nested = OmegaConf.create({"model": {"loss": [{"_target_": "${oc.env:TARGET}"}]}})
+    with pytest.raises(ShapelabError, match=r"model.loss\[0\]._target_"):
+        check_trusted_targets(nested, "x")

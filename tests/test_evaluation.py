@@ -43,7 +43,7 @@ def sphere_points(radius: float, count: int, seed: int) -> tuple[np.ndarray, np.
 
 def occnet_datamodule(data_dir: Path) -> OccupancyDataModule:
     """The real OccNet datamodule on dataset "tiny": its split lists, loaders (batch 1) and roots."""
-    return OccupancyDataModule(data_dir, "tiny", input_type="pointcloud", train_split=None, val_split=None)
+    return OccupancyDataModule(data_dir, dataset_name="tiny", input_type="pointcloud", train_split=None, val_split=None)
 
 
 class SphereModel(ShapeModel):

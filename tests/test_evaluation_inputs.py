@@ -46,7 +46,7 @@ def test_pred_dir_in_turned_axes_gets_one_warning_naming_the_fix(tmp_path, caplo
             box.vertices = box.vertices @ y_rotation(degrees).T
             (tmp_path / name / "c").mkdir(parents=True, exist_ok=True)
             box.export(tmp_path / name / "c" / f"{model_id}.ply")
-    datamodule = OccupancyDataModule(tmp_path / "data", "tiny", input_type="pointcloud", train_split=None, val_split=None)
+    datamodule = OccupancyDataModule(tmp_path / "data", dataset_name="tiny", input_type="pointcloud", train_split=None, val_split=None)
     with caplog.at_level(logging.WARNING, logger="shapelab.evaluation"):
         evaluate_predictions(tmp_path / "same", "occnet", datamodule, cfg, tmp_path / "eval_same")
     assert "about y" not in caplog.text

@@ -13,7 +13,6 @@ from omegaconf import DictConfig, OmegaConf
 from shapelab.cli.common import run_hydra_app
 from shapelab.errors import ShapelabError
 
-
 REQUIRED = {"input_dir": "a folder of raw meshes", "name": "a dataset name"}
 
 

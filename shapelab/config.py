@@ -145,10 +145,9 @@ def _check_target_node(node: DictConfig, target_path: str, key: str) -> None:
             raise ShapelabError(
                 f"config key '{where}' is not a parameter of {target_path}{_suggest(str(child), params)}; remove or rename it"
             )
-        try:
-            value = node[child]
-        except Exception:  # noqa: BLE001, S112 - unresolvable here (e.g. ${hydra:...} outside a run): not checked
-            continue
+        if node._get_node(child)._is_interpolation():
+            continue  # checked where the value is written (or a run-time value such as ${hydra:runtime.output_dir})
+        value = node[child]
         if isinstance(value, (DictConfig, ListConfig)) or node.get("_partial_"):
             continue
         annotation = hints.get(child, params[child].annotation)

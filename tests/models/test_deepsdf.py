@@ -363,6 +363,7 @@ def tiny_sdf_dataset(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow  # a training run: > 20 s on 2 loaded cores
 @pytest.mark.parametrize("experiment, evaluate", [
     ("deepsdf_all", True), ("deepsdf_chairs", False), ("deepsdf_shapenet_chairs", False), ("deepsdf_paper", True),
 ])

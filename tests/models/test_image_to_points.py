@@ -137,6 +137,7 @@ def test_picture_shows_projected_points_on_the_mask():
     assert red.sum() > 0
 
 
+@pytest.mark.slow  # a training run: > 20 s on 2 loaded cores
 @pytest.mark.parametrize("experiment, category, evaluate", [
     ("capnet", "chairs", True), ("drwr", "tables", False), ("points_chamfer3d", "chairs", False),
 ])  # the tiny set has chairs and tables; every experiment x category composes in tests/test_configs.py

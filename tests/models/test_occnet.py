@@ -215,6 +215,7 @@ def test_simplification_reduces_faces_and_keeps_the_shape():
     assert np.abs(np.linalg.norm(simple.vertices, axis=-1) - 0.3).max() < 0.01
 
 
+@pytest.mark.slow  # a training run: > 20 s on 2 loaded cores
 def test_vae_trains_with_a_kl_term_and_samples_unconditional_meshes(tmp_path):
     torch.manual_seed(0)
     model = small_model(z_dim=4, encoder=False, samples={"num": 2, "resolution0": 8, "upsampling_steps": 1})
@@ -262,6 +263,7 @@ def tiny_occ_data(tmp_path_factory):
     return data_dir
 
 
+@pytest.mark.slow  # a training run: > 20 s on 2 loaded cores
 @pytest.mark.parametrize("experiment, evaluate", [
     ("occnet_pointcloud", True), ("occnet_svr", False), ("occnet_voxels", False), ("occnet_vae_chairs", False),
 ])

@@ -47,6 +47,7 @@ def test_paper_presets_use_the_papers_settings(compose_cfg):
     assert drwr.loss._target_.endswith("DrwrOriginalLoss") and drwr.loss.repulsion_weight == 3.0
 
 
+@pytest.mark.slow  # a training run: > 20 s on 2 loaded cores
 @pytest.mark.parametrize("experiment", ["capnet_paper", "drwr_paper"])
 def test_paper_preset_smoke(experiment, tiny_synthetic, compose_cfg, tmp_path):
     """Each paper preset trains two steps with trainer=smoke on the tiny built-in set."""

@@ -23,6 +23,7 @@ def _losses(run_dir: Path) -> dict[int, float]:
         return {int(r["step"]): float(r["train/loss"]) for r in csv.DictReader(f) if r.get("train/loss")}
 
 
+@pytest.mark.slow  # a training run: > 20 s on 2 loaded cores
 def test_resumed_run_continues_with_the_same_steps_and_losses(tiny_synthetic, compose_cfg, tmp_path):
     """Exact resume needs the restored RNG states: dropout draws its masks from torch's global generator, so
     without shapelab.callbacks.RNGStateCheckpoint the resumed losses differ."""

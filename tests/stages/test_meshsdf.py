@@ -177,6 +177,7 @@ class TinySdfData:
         return self.format_dir("occnet")
 
 
+@pytest.mark.slow  # a refinement run with loggers: > 20 s on 2 loaded cores
 def test_stage_runs_from_a_checkpoint_and_logs_meshes(tmp_path):
     ckpt = write_sphere_run(tmp_path / "run")
     decoder, latents = load_deepsdf_checkpoint(ckpt)

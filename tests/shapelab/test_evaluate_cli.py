@@ -11,6 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from tests.conftest import compose_run_cfg, tiny_synthetic_overrides
 
 
+@pytest.mark.slow  # trains a model
 def test_train_then_evaluate_round_trip_and_data_override(tiny_synthetic, compose_cfg, tmp_path):
     from shapelab.cli.evaluate import evaluate
     from shapelab.cli.train import train

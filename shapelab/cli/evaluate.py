@@ -70,7 +70,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, float]:
     with open_dict(cfg):
         cfg.paths.output_dir = str(run_dir)  # loggers write into the training run (its tensorboard/, wandb/)
     out_dir = cfg.out_dir or run_dir / "eval" / split
-    return evaluate_model(model, datamodule, cfg.evaluate, out_dir, instantiate_group(cfg.get("logger")))
+    return evaluate_model(model, datamodule, cfg.evaluate, out_dir, instantiate_group(cfg.get("logger")),
+                          source=f"{type(model).__name__} checkpoint {ckpt}")
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:

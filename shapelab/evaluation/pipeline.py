@@ -43,15 +43,17 @@ log = logging.getLogger("shapelab.evaluation")
 AXES_CHECK_SHAPES = 3  # pred_dir: the first scored shapes whose axes are compared with the ground truth's
 
 
-def evaluate_model(model, datamodule, cfg_evaluate: DictConfig, out_dir: str | Path, loggers=None) -> dict:
+def evaluate_model(model, datamodule, cfg_evaluate: DictConfig, out_dir: str | Path, loggers=None,
+                   source: str | None = None) -> dict:
     """Reconstruct every shape of ``cfg_evaluate.split`` with ``model.reconstruct(batch)`` and score it.
 
+    ``source`` names where the weights came from in ``summary.json`` (e.g. the checkpoint file).
     Returns the overall metrics (mean over classes) as ``{"eval/<split>/<metric>": value}``.
     """
     shapes = split_shapes(datamodule, cfg_evaluate.split)
     stream = model_stream(model, datamodule, cfg_evaluate.split)
     return _evaluate(stream, shapes, datamodule, cfg_evaluate, Path(out_dir), loggers,
-                     f"model {type(model).__name__}", model_identity(model), [])
+                     source or f"model {type(model).__name__}", model_identity(model), [])
 
 
 def evaluate_predictions(

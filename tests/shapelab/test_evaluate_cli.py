@@ -36,5 +36,7 @@ def test_train_then_evaluate_round_trip_and_data_override(tiny_synthetic, compos
     shutil.copytree(tiny_synthetic / "tiny", copy / "tiny")
     evaluate_run([f"out_dir={tmp_path / 'other_data'}", "data=synthetic_views", f"paths.data_dir={copy}",
                   "data.dataset_name=tiny", "data.build=null"])
-    truth = json.loads((tmp_path / "other_data" / "summary.json").read_text())["resume_key"]["ground_truth"]
+    summary = json.loads((tmp_path / "other_data" / "summary.json").read_text())
+    assert summary["source"].endswith(f"checkpoint {run_dir / 'checkpoints' / 'last.ckpt'}")
+    truth = summary["resume_key"]["ground_truth"]
     assert truth["occnet_root"] == str(copy / "tiny" / "occnet")  # data= was used, not the run's data config

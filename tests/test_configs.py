@@ -145,3 +145,13 @@ def test_category_swap_changes_only_the_category(experiment, compose_cfg):
         rest, (synset,), tags, name = run_keys(f"category={category}")
         assert (name, SYNSETS[synset] + "s", tags) == (category, category, [experiment, "synthetic", category])
         assert rest == default
+
+
+def test_epoch_recipes_live_with_their_models(compose_cfg):
+    """The DeepSDF CPU recipe (200 epochs, validation every 50) comes with model=deepsdf, not with the generic
+    trainer config, so another model does not inherit it silently."""
+    default = compose_cfg("train").trainer
+    assert (default.max_epochs, default.check_val_every_n_epoch) == (200, 50)
+    assert "max_epochs" not in compose_cfg("train", ["model=image_to_points", "data=synthetic_views",
+                                                     "loss=chamfer3d"]).trainer
+    assert compose_cfg("train", ["trainer=smoke"]).trainer.max_epochs == 1

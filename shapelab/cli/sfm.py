@@ -1,16 +1,14 @@
 """Structure-from-Motion of photos with COLMAP: ``python sfm.py images_dir=... [out_dir=...]`` (conf/sfm.yaml)."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from shapelab.cli.common import run_hydra_app
 from shapelab.errors import ShapelabError
-
-os.environ.setdefault("SHAPELAB_ROOT", str(Path(__file__).resolve().parents[2]))
 
 
 def sfm(cfg: DictConfig) -> dict:
@@ -71,12 +69,18 @@ def flat_numbers(report: dict) -> dict[str, float]:
 
 
 @hydra.main(version_base="1.3", config_path="pkg://shapelab.conf", config_name="sfm")
-def main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
     try:
         sfm(cfg)
     except ShapelabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+
+def main() -> None:
+    """``python sfm.py`` / ``shapelab-sfm``."""
+    run_hydra_app(hydra_main, "sfm")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import pytest
 from shapelab.cli.common import misspelt_override
 from tests.conftest import REPO_ROOT
 
-HEAVY = ("torch", "pytorch_lightning", "lightning", "trimesh", "matplotlib")
+HEAVY = ("torch", "pytorch_lightning", "lightning", "trimesh", "matplotlib", "pycolmap")
 
 
 @pytest.mark.parametrize(("script", "usage"), [
@@ -17,6 +17,7 @@ HEAVY = ("torch", "pytorch_lightning", "lightning", "trimesh", "matplotlib")
     ("evaluate", "usage: python evaluate.py"),
     ("preprocess", "usage: python preprocess.py"),
     ("compare", "usage: python compare.py"),
+    ("sfm", "usage: python sfm.py"),
 ])
 def test_help_starts_with_usage_and_imports_no_heavy_library(script, usage):
     code = (

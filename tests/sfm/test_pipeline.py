@@ -185,12 +185,11 @@ def test_an_earlier_result_is_not_overwritten(tmp_path, capture):
 def test_colmap_views_composes_with_the_multiview_experiments(experiment, compose_cfg):
     from omegaconf import OmegaConf
 
-    from shapelab.cli.train import TOP_LEVEL_KEYS
-    from shapelab.config import check_targets, check_top_level
+    from shapelab.config import check_targets, check_top_level, primary_config_keys
 
     cfg = compose_cfg("train", [f"experiment={experiment}", "data=colmap_views", "data.captures=[somewhere]"])
     run_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    check_top_level(run_cfg, TOP_LEVEL_KEYS)
+    check_top_level(run_cfg, primary_config_keys("train"))
     check_targets(run_cfg)
     assert run_cfg.data._target_.endswith("ColmapViewsDataModule")
 

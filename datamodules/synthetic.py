@@ -357,11 +357,11 @@ def ensure_synthetic_dataset(
             return root
         raise ShapelabError(
             f"{marker}: the dataset at {root} was built with other parameters ({built}); "
-            f"pick another dataset name (data.name=...) or delete {root} to rebuild"
+            f"pick another dataset name (data.dataset_name=...) or delete {root} to rebuild"
         )
     if sum(params["splits"]) != shapes_per_category:
         raise ShapelabError(
-            f"data.splits: {list(splits)} must add up to shapes_per_category={shapes_per_category}; fix the config"
+            f"data.build.splits: {list(splits)} must add up to shapes_per_category={shapes_per_category}; fix the config"
         )
     write_raw_dataset(root / "raw", synsets, shapes_per_category, seed)
     summary = preprocess_dataset(

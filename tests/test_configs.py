@@ -1,8 +1,10 @@
 """Every experiment, search space and launcher config composes and passes start-up validation."""
+import ast
+import re
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from shapelab.config import check_compatibility, check_targets, check_top_level, primary_config_keys
 from shapelab.errors import ShapelabError
@@ -155,3 +157,33 @@ def test_epoch_recipes_live_with_their_models(compose_cfg):
     assert "max_epochs" not in compose_cfg("train", ["model=image_to_points", "data=synthetic_views",
                                                      "loss=chamfer3d"]).trainer
     assert compose_cfg("train", ["trainer=smoke"]).trainer.max_epochs == 1
+
+
+CONFIG_KEY = re.compile(
+    r"(?<![\w./])((?:data|model|loss|renderer|stage|trainer|evaluate|paths|callbacks|logger|guidance)"
+    r"\.[a-z_][a-z_0-9]*(?:\.[a-z_][a-z_0-9]*)*)(?![\w{(])"
+)
+NOT_KEYS = {"evaluate.py", "model.reconstruct", "stage.run"}  # a script and methods named in prose
+
+
+def test_error_messages_name_keys_that_exist(compose_cfg):
+    """Every config key a message or docstring of the packages names (``data.num_views``, ...) exists in the
+    composed config of some experiment, stage or data choice."""
+    named: dict[str, set[str]] = {}
+    for folder in ("shapelab", "models", "datamodules", "losses", "geometry", "renderers", "metrics", "stages", "sfm",
+                   "declarative"):
+        for path in (REPO_ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    for key in CONFIG_KEY.findall(node.value):
+                        named.setdefault(key, set()).add(path.relative_to(REPO_ROOT).as_posix())
+    choices = [[f"experiment={e}"] for e in EXPERIMENTS] + [[f"stage={p.stem}"] for p in (REPO_ROOT / "conf" / "stage").glob("*.yaml")]
+    choices += [[f"data={p.stem}"] for p in (REPO_ROOT / "conf" / "data").glob("*.yaml")]
+    configs = [compose_cfg("evaluate"), *(compose_cfg("train", c) for c in [[], *choices])]
+
+    def exists(key: str) -> bool:
+        parent, _, leaf = key.rpartition(".")
+        return any(isinstance(node := OmegaConf.select(c, parent), DictConfig) and leaf in node.keys() for c in configs)
+
+    missing = {key: sorted(files) for key, files in named.items() if key not in NOT_KEYS and not exists(key)}
+    assert not missing, f"messages name config keys that do not exist: {missing}"

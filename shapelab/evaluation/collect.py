@@ -80,7 +80,7 @@ class ResultsFile:
             if reader.fieldnames != self.columns:
                 raise ShapelabError(
                     f"{self.path}: written with other metric columns ({reader.fieldnames}); "
-                    "delete it or choose another evaluate.out_dir to start over"
+                    "delete it or choose another output folder (evaluate.py out_dir=...) to start over"
                 )
             for row in reader:
                 if row["status"] == "ok":

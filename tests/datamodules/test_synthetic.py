@@ -91,7 +91,7 @@ def test_ensure_synthetic_dataset_builds_once_and_checks_parameters(tmp_path):
 
     with pytest.raises(ShapelabError, match="other parameters") as info:
         synthetic.ensure_synthetic_dataset(tmp_path, name="tiny", **{**kwargs, "seed": 1}, **TINY)
-    assert "data.name" in str(info.value)
+    assert "data.dataset_name" in str(info.value)
 
 
 def test_bad_synthetic_parameters_raise_clear_errors(tmp_path):

@@ -10,8 +10,9 @@ shape's noisy 300-point input cloud (the naive reconstruction of the point-cloud
 
     python bench/occnet_quality.py [--quick] [--models pointcloud svr] [hydra overrides ...]
 
-``--quick``: point-cloud model only, chairs only (16 train / 4 test shapes), 1000 Adam steps with a 5x LR
-drop at step 600, 64^3 MISE meshes: ~5 CPU-minutes (one thread), longer in wall time on a busy machine.
+``--quick``: point-cloud model only, chairs only (16 train / 4 test shapes), 200 Adam steps of 8 x 512 points
+with a 5x LR drop at step 150, 32^3 MISE meshes, 20k IoU points: a smoke-level quality check (bench/RESULTS.md
+has the CPU time), longer in wall time on a busy machine.
 Last line: ``occnet_quality iou=<> chamfer_l1=<> normal_consistency=<> fscore_1pct=<>`` for the last model
 trained (means over shapes; chamfer_l1 in the unit-cube frame, not x10).
 """
@@ -40,11 +41,11 @@ MODELS = {
     "svr": ["experiment=occnet_svr", "model/encoder=conv", "data.img_size=64"],
 }
 QUICK = [
-    "data.categories=[03001627]", "data.batch_size=8", "data.train_points=1024",
-    "trainer.max_epochs=500", "trainer.check_val_every_n_epoch=100",
-    "model.scheduler={_target_:torch.optim.lr_scheduler.StepLR,_partial_:true,step_size:600,gamma:0.2}",
+    "data.categories=[03001627]", "data.batch_size=8", "data.train_points=512",
+    "trainer.max_epochs=100", "trainer.check_val_every_n_epoch=100",
+    "model.scheduler={_target_:torch.optim.lr_scheduler.StepLR,_partial_:true,step_size:150,gamma:0.2}",
     "model.scheduler_interval=step",
-    "model.extraction.resolution0=16", "model.extraction.upsampling_steps=2", "evaluate.occnet_points=30000",
+    "model.extraction.resolution0=16", "model.extraction.upsampling_steps=1", "evaluate.occnet_points=20000",
 ]
 
 

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import torch
-from shapelab.declarative.level_set import declarative_vertices
+from shapelab.declarative.function import declarative_output
+from shapelab.declarative.level_set import LevelSetPointNode, declarative_vertices
 from shapelab.geometry.extraction import extract_mesh
 from shapelab.geometry.isosurface import differentiable_vertices
+from torch.autograd import gradcheck
 
 
 def _sphere_vertices(resolution: int = 20) -> torch.Tensor:
@@ -56,3 +58,26 @@ def test_a_network_field_gets_the_same_latent_and_weight_gradients():
     mine = torch.autograd.grad((declarative_vertices(field, vertices, parameters) * weights).sum(), parameters)
     for a, b in zip(mine, by_hand):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-8)
+
+
+class NearestSpherePointNode(LevelSetPointNode):
+    """The same problem solved exactly for a sphere (centre c, radius r): u* = c + r (v0 − c)/‖v0 − c‖."""
+
+    def solve(self, inputs):
+        centre, radius = inputs
+        offset = self.vertices - centre
+        return centre + radius * offset / offset.norm(dim=1, keepdim=True)
+
+
+def test_constrained_gradient_matches_finite_differences_of_the_exact_projection():
+    """Off the surface (λ ≠ 0) the full constrained IFT formula, curvature terms included, is checked."""
+    generator = torch.Generator().manual_seed(5)
+    vertices = torch.randn(6, 3, dtype=torch.float64, generator=generator)  # not on the sphere
+    centre = torch.tensor([0.1, -0.2, 0.05], dtype=torch.float64, requires_grad=True)
+    radius = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+
+    def project(c, r):
+        node = NearestSpherePointNode(lambda x: (x - c).norm(dim=-1) - r, vertices)
+        return declarative_output(node, c, r)
+
+    assert gradcheck(project, (centre, radius))

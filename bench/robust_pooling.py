@@ -10,7 +10,7 @@ points (no meshes: this measures the encoder, not extraction). The cost line tim
 backward pass of the encoder on one batch, robust vs max, in the same process.
 
     python bench/robust_pooling.py [--quick] [--levels 0 0.1 0.2 0.5] [--poolings max mean robust_welsch]
-                                   [--steps N] [hydra overrides ...]
+                                   [--steps N] [--jobs N] [hydra overrides ...]
 
 ``--quick``: levels 0 / 0.2 / 0.5, max vs the robust pooling, 40 steps each, 5000 validation points (a smoke
 of the whole loop, ~20 CPU-s a run, mostly set-up; its IoUs are far from converged and rank nothing). Last line:
@@ -20,9 +20,11 @@ backward_time_ratio=<robust/max>``.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -55,16 +57,23 @@ def encoder_seconds(pooling: str, alpha: float, repeats: int = 3) -> tuple[float
     return min(forward), min(backward)
 
 
-def val_iou(level: float, pooling: str, alpha: float, steps: int, overrides: list[str], out_root: Path) -> float:
+def val_iou(level: float, pooling: str, alpha: float, steps: int, overrides: list[str], out_root: Path,
+            threads: int = 1) -> tuple[float, float, float]:
+    """(val/iou, wall seconds, CPU seconds) of one training run."""
+    import torch
+
     from bench.occnet_quality import compose_train_config
     from shapelab.cli.train import train
+
+    torch.set_num_threads(threads)
+    start, cpu = time.perf_counter(), time.process_time()
 
     out = out_root / f"outliers{round(100 * level)}_{pooling}"
     run = [*CPU_MODEL, f"data.input_outliers={level}", f"model.encoder.pooling={pooling}",
            f"model.encoder.pooling_alpha={alpha}", f"++trainer.max_steps={steps}", "trainer.max_epochs=-1",
            f"++trainer.val_check_interval={steps}", "trainer.check_val_every_n_epoch=null", *overrides]
     metrics = train(compose_train_config(run, out, "bench_robust_pooling"))
-    return float(metrics["val/iou"])
+    return float(metrics["val/iou"]), time.perf_counter() - start, time.process_time() - cpu
 
 
 def main() -> None:
@@ -74,7 +83,8 @@ def main() -> None:
     parser.add_argument("--poolings", nargs="+", default=None, help="the first robust_* one is 'robust' below")
     parser.add_argument("--alpha", type=float, default=1.0, help="robust penalty scale (feature units)")
     parser.add_argument("--steps", type=int, default=None, help="training steps per run (default 1500; quick 40)")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per training run")
+    parser.add_argument("--jobs", type=int, default=1, help="training runs at once (separate processes)")
     parser.add_argument("overrides", nargs="*", help="hydra overrides for every run")
     args = parser.parse_args()
     levels = args.levels or ([0.0, 0.2, 0.5] if args.quick else [0.0, 0.1, 0.2, 0.5])
@@ -91,13 +101,16 @@ def main() -> None:
     for pooling, (forward, backward) in costs.items():
         print(f"encoder cost {pooling:>24s}: forward {1e3 * forward:7.1f} ms  backward {1e3 * backward:7.1f} ms")
     out_root = REPO_ROOT / "logs" / "bench_robust_pooling" / time.strftime("%Y-%m-%d_%H-%M-%S")
-    table: dict[tuple[float, str], float] = {}
-    for level in levels:
-        for pooling in poolings:
-            start, cpu = time.perf_counter(), time.process_time()
-            table[level, pooling] = val_iou(level, pooling, args.alpha, steps, overrides, out_root)
-            print(f"outliers {100 * level:3.0f} %  {pooling:>24s}: val/iou {table[level, pooling]:.3f} "
-                  f"({time.perf_counter() - start:.0f} s wall, {time.process_time() - cpu:.0f} CPU-s)", flush=True)
+    runs = [(level, pooling) for level in levels for pooling in poolings]
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(val_iou, level, pooling, args.alpha, steps, overrides, out_root, args.threads):
+                   (level, pooling) for level, pooling in runs}
+        table: dict[tuple[float, str], float] = {}
+        for future in as_completed(futures):
+            (level, pooling), (iou, wall, cpu) = futures[future], future.result()
+            table[level, pooling] = iou
+            print(f"outliers {100 * level:3.0f} %  {pooling:>24s}: val/iou {iou:.3f} "
+                  f"({wall:.0f} s wall, {cpu:.0f} CPU-s)", flush=True)
     print("\nval/iou      " + "".join(f"{p:>24s}" for p in poolings))
     for level in levels:
         print(f"{100 * level:3.0f} % out  " + "".join(f"{table[level, p]:24.3f}" for p in poolings))

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from shapelab.errors import ShapelabError
 from shapelab.losses.meshsdf import MeshSDFLoss
 from shapelab.models.networks.deepsdf_decoder import DeepSDFDecoder
 from shapelab.stages.meshsdf import RefineSchedule, refine_latent
+
+from shapelab.errors import ShapelabError
 
 
 class NearSphereDecoder(torch.nn.Module):
@@ -38,8 +38,8 @@ def _refine(gradient: str, optimise_decoder: bool):
 
 @pytest.mark.parametrize("optimise_decoder", [False, True])
 def test_declarative_and_isosurface_gradients_refine_alike(optimise_decoder):
-    by_hand, history_a, decoder_a = _refine("isosurface", optimise_decoder)
-    declarative, history_b, decoder_b = _refine("declarative", optimise_decoder)
+    by_hand, history_a, _ = _refine("isosurface", optimise_decoder)
+    declarative, history_b, _ = _refine("declarative", optimise_decoder)
     assert len(history_a) == len(history_b) == 3
     moved = (by_hand - INITIAL_LATENT).norm()
     assert moved > 1e-3  # the refinement did change the code

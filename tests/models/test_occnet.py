@@ -118,6 +118,7 @@ def trained_model() -> OccupancyNetwork:
     return model.eval()
 
 
+@pytest.mark.slow  # > 60 s on 2 loaded cores (--durations)
 def test_overfits_analytic_shapes_from_noisy_point_clouds(trained_model):
     batch = AnalyticShapes(20_000, seed=99)
     items = [batch[i] for i in range(len(SHAPES))]
@@ -131,6 +132,7 @@ def test_overfits_analytic_shapes_from_noisy_point_clouds(trained_model):
     assert iou.mean() > 0.8, iou
 
 
+@pytest.mark.slow  # needs the trained_model fixture (> 60 s on 2 loaded cores)
 def test_reconstruct_returns_occnet_frame_meshes_close_to_the_shapes(trained_model):
     data = AnalyticShapes(16, seed=7)
     items = [data[i] for i in range(2)]  # the big sphere and the small one

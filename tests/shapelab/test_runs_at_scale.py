@@ -50,6 +50,7 @@ def _run(args: list[str], env_extra: dict | None = None, timeout: int = 400) -> 
                           timeout=timeout, check=False)
 
 
+@pytest.mark.slow  # > 60 s on 2 loaded cores (--durations)
 def test_ddp_on_cpu_with_two_processes(tiny_synthetic, tmp_path):
     result = _run(["train.py", "trainer=ddp", "trainer.max_epochs=2", "trainer.log_every_n_steps=1", "trainer.check_val_every_n_epoch=1",
                    "trainer.enable_progress_bar=false", *tiny_synthetic_overrides(tiny_synthetic), *FAST_DEEPSDF,
@@ -65,6 +66,7 @@ def test_ddp_on_cpu_with_two_processes(tiny_synthetic, tmp_path):
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
 
 
+@pytest.mark.slow  # > 60 s on 2 loaded cores (--durations)
 def test_submitit_local_sweep_records_a_failed_run_and_compares(tiny_synthetic, tmp_path):
     sweep = tmp_path / "sweep"
     result = _run(["train.py", "-m", "hydra/launcher=local_processes", "trainer=smoke",
@@ -82,6 +84,7 @@ def test_submitit_local_sweep_records_a_failed_run_and_compares(tiny_synthetic, 
     assert "model.decoder.hidden_dim" in text and "FAILED" in text
 
 
+@pytest.mark.slow  # > 60 s on 2 loaded cores (--durations)
 def test_optuna_sweep_study_is_stored_and_resumes(tiny_synthetic, tmp_path):
     args = ["train.py", "hparams_search=deepsdf_optuna", "trainer=smoke", "hydra.sweeper.n_trials=1",
             *tiny_synthetic_overrides(tiny_synthetic), *FAST_DEEPSDF, f"paths.log_dir={tmp_path}",

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import trimesh
+from shapelab.datamodules.concave_shapes import CONCAVE_CATEGORIES, CONCAVE_MAKERS
 from shapelab.datamodules.formats.validation import atomic_write
 
 from shapelab.errors import ShapelabError
@@ -258,7 +259,9 @@ MAKERS: dict[str, Callable[[np.random.Generator], list[trimesh.Trimesh]]] = {
     "04379243": make_table,
     "03636649": make_lamp,
     "02958343": make_car,
+    **CONCAVE_MAKERS,  # opt-in categories with deep concavities (datamodules/concave_shapes.py)
 }
+OPTIONAL_CATEGORIES = CONCAVE_CATEGORIES
 
 
 # --------------------------------------------------------------------------------------------- assembly
@@ -304,17 +307,19 @@ def write_raw_dataset(
 
 
 def resolve_categories(categories: list[str] | None) -> list[str]:
-    """Synset ids from ids or names (None = all five); unknown entries raise ShapelabError."""
+    """Synset ids from ids or names (None = the five default ones; the optional concave categories only when
+    named); unknown entries raise ShapelabError."""
     if categories is None:
         return list(CATEGORIES)
-    by_name = {name: synset for synset, name in CATEGORIES.items()}
+    every = {**CATEGORIES, **OPTIONAL_CATEGORIES}
+    by_name = {name: synset for synset, name in every.items()}
     resolved = []
     for entry in categories:
         entry = str(entry)
-        if entry not in CATEGORIES and entry not in by_name:
-            known = ", ".join(f"{synset} ({name})" for synset, name in CATEGORIES.items())
+        if entry not in every and entry not in by_name:
+            known = ", ".join(f"{synset} ({name})" for synset, name in every.items())
             raise ShapelabError(f"data.categories: unknown synthetic category {entry!r}; use one of {known}")
-        resolved.append(entry if entry in CATEGORIES else by_name[entry])
+        resolved.append(entry if entry in every else by_name[entry])
     return resolved
 
 
@@ -371,7 +376,7 @@ def ensure_synthetic_dataset(
         splits=params["splits"],
         seed=seed,
         workers=workers,
-        category_names=CATEGORIES,
+        category_names={**CATEGORIES, **OPTIONAL_CATEGORIES},
         **options,
     )
     log.info("built-in dataset %s: %s", root, summary)

@@ -1,0 +1,210 @@
+"""Guidance schedules of a level-set fit (``guidance=`` config group): how the SDF is led to the input points.
+
+- `GuidingPoints` (``guidance=guiding_points``, the paper): guiding points start on the unit sphere, are
+  marched to the input dilated by 16 × spacing, then in a loop the SDF is fitted to them, they are
+  re-projected onto its zero level set and resampled, and they take one small capped step toward the input;
+  the dilation radius halves (4 → 2 → 1 × spacing) whenever every guiding point is within it (+1e-2) of the
+  input or after a set number of moves; finally the SDF is fine-tuned on the input points.
+- `NoGuidance` (``guidance=none``): the fine-tuning phase alone (zero level set on the input points +
+  Eikonal), for as many steps as the guided schedule's budget — the unguided baseline of the comparison.
+
+Phase weights and learning rates are the released code's (``pgsdf.py``: initialisation, update_estimated_surface,
+finetune); step counts and point counts are scaled down for CPUs in conf/guidance/*.yaml.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+from shapelab.geometry.guiding_points import (
+    even_subset,
+    guide_step,
+    march_to_offset_surface,
+    point_spacing,
+    sphere_samples,
+)
+from shapelab.models.level_set import FitBatch, Optimiser, project_to_zero_level_set, sdf_and_gradient
+
+log = logging.getLogger("shapelab.level_set")
+
+
+@dataclass
+class Phase:
+    """One optimisation phase: Adam ``steps`` at ``lr`` on the terms with these ``weights``."""
+
+    steps: int
+    lr: float
+    weights: dict[str, float]
+
+
+@dataclass
+class NoGuidance:
+    """Unguided baseline: ``finetune`` on the input points for ``steps`` steps (radius r = 1 × spacing)."""
+
+    steps: int = 1000
+    finetune: Phase = field(default_factory=lambda: Phase(0, 1e-4, {"zls": 100.0, "zls_eikonal": 2.0, "domain_eikonal": 1.0}))
+
+    def fit(self, optimiser: Optimiser, inputs: torch.Tensor, rng: np.random.Generator) -> None:
+        spacing = point_spacing(inputs.cpu().numpy())
+        optimiser.run("finetune", FitBatch(inputs, None, inputs, spacing), self.finetune.weights, self.steps, self.finetune.lr)
+
+
+@dataclass
+class GuidingPoints:
+    """The paper's guidance (released-code constants as defaults; CPU counts in conf/guidance/guiding_points.yaml).
+
+    Args:
+        num_points: guiding points M (released: 30 000).
+        radius_multipliers: (initial, start of the loop, final) multiples of the point spacing (16, 4, 1); the
+            loop halves the radius from the start value down to the final one.
+        max_initial_radius: cap on the initial dilation (fitting frame; ours, not the released code's: 16 ×
+            the spacing of a sparse cloud would dilate past the domain; 0.2 ≈ the released value at 100k points).
+        moves_per_level: most moves at the start radius, at intermediate radii, at the final radius (5, 10, 200).
+        stop_tolerance: a level is reached when every guiding point is within radius + this of an input point.
+        cone_cos, step_cap: inward cone and the floor of the step cap of `geometry.guiding_points.guide_step`.
+        initialise, update_fit, update_refit, finetune: phases (weights, learning rates, steps); the
+            initialisation runs its phase twice (second time at ``initialise_second_lr``), finetune
+            ``finetune_rounds`` times.
+        log_every_move: report the guiding points to the observer every this many moves.
+    """
+
+    num_points: int = 30000
+    radius_multipliers: tuple[float, float, float] = (16.0, 4.0, 1.0)
+    moves_per_level: tuple[int, int, int] = (5, 10, 200)
+    max_initial_radius: float = 0.2
+    stop_tolerance: float = 1e-2
+    cone_cos: float = 0.9
+    step_cap: float = 0.1
+    initialise: Phase = field(default_factory=lambda: Phase(100, 1e-4, {
+        "zls": 100.0, "zls_eikonal": 10.0, "domain_eikonal": 50.0, "sdf": 50.0, "normal": 10.0, "pull": 20.0}))
+    initialise_second_lr: float = 3e-5
+    update_fit: Phase = field(default_factory=lambda: Phase(100, 3e-5, {
+        "zls": 500.0, "offset": 500.0, "zls_eikonal": 10.0, "domain_eikonal": 2.0, "sdf": 100.0, "pull": 1.0}))
+    update_refit: Phase = field(default_factory=lambda: Phase(100, 3e-5, {
+        "zls": 100.0, "offset": 100.0, "zls_eikonal": 50.0, "domain_eikonal": 50.0, "sdf": 10.0, "pull": 50.0}))
+    finetune: Phase = field(default_factory=lambda: Phase(200, 1e-5, {"zls": 100.0, "zls_eikonal": 2.0, "domain_eikonal": 1.0}))
+    finetune_rounds: int = 10
+    log_every_move: int = 1
+
+    def budget(self) -> int:
+        """Most optimisation steps the schedule can take (what `NoGuidance` should get for a fair comparison)."""
+        levels = self.level_multipliers()
+        moves = sum(self.moves_for(multiplier) + 1 for multiplier in levels)
+        return (2 * self.initialise.steps + moves * (self.update_fit.steps + self.update_refit.steps)
+                + self.finetune_rounds * self.finetune.steps)
+
+    def level_multipliers(self) -> list[float]:
+        start, final = self.radius_multipliers[1], self.radius_multipliers[2]
+        levels = [start]
+        while levels[-1] / 2 >= final:
+            levels.append(levels[-1] / 2)
+        return levels
+
+    def moves_for(self, multiplier: float) -> int:
+        start, middle, final = self.moves_per_level
+        return start if multiplier == self.radius_multipliers[1] else final if multiplier <= self.radius_multipliers[2] else middle
+
+    # -- the schedule ------------------------------------------------------------------------------
+    def fit(self, optimiser: Optimiser, inputs: torch.Tensor, rng: np.random.Generator) -> None:
+        points = inputs.cpu().numpy().astype(np.float64)
+        spacing = point_spacing(points)
+        tree = cKDTree(points)
+        radius = self.initial_radius(spacing)
+        guides, normals = self.initial_guides(tree, radius, rng, inputs.device)
+        self.report(optimiser, guides, radius)
+        for lr in (self.initialise.lr, self.initialise_second_lr):
+            optimiser.run("initialise", FitBatch(guides, normals, inputs, radius), self.initialise.weights,
+                          self.initialise.steps, lr)
+        moves = 0
+        for multiplier in self.level_multipliers():
+            radius = multiplier * spacing
+            if optimiser.observer is not None:
+                optimiser.observer("level", {"step": optimiser.steps_taken, "radius": radius})
+            for move in range(self.moves_for(multiplier) + 1):
+                guides = self.update_surface(optimiser, guides, inputs, radius, rng)
+                if len(guides) == 0:
+                    log.warning("level-set fit: every guiding point was lost at radius %.4g; fine-tuning from here", radius)
+                    return self.fine_tune(optimiser, inputs, spacing)
+                reached = float(tree.query(guides.cpu().numpy(), workers=-1)[0].max()) < radius + self.stop_tolerance
+                if reached or move == self.moves_for(multiplier):
+                    break
+                guides = self.move(optimiser, guides, inputs, radius, spacing)
+                if len(guides) == 0:
+                    log.warning("level-set fit: no guiding point could move at radius %.4g; fine-tuning from here", radius)
+                    return self.fine_tune(optimiser, inputs, spacing)
+                moves += 1
+                if moves % self.log_every_move == 0:
+                    self.report(optimiser, guides, radius)
+        self.fine_tune(optimiser, inputs, spacing)
+
+    def initial_radius(self, spacing: float) -> float:
+        return min(self.radius_multipliers[0] * spacing, self.max_initial_radius)
+
+    def initial_guides(self, tree: cKDTree, radius: float, rng: np.random.Generator, device: torch.device):
+        """Guiding points on the input dilated by ``radius``: 3M unit-sphere samples marched inward."""
+        start = sphere_samples(3 * self.num_points, 1.0, rng)
+        step = radius / 10
+        guides, normals = march_to_offset_surface(start, start.copy(), tree, radius, step, int(2.5 / step) + 1, rng)
+        if len(guides) == 0:  # nothing arrived (a degenerate cloud): start on the sphere around the points
+            guides = sphere_samples(self.num_points, float(np.linalg.norm(tree.data, axis=1).max()) + radius, rng)
+            normals = guides / np.linalg.norm(guides, axis=1, keepdims=True)
+        chosen = even_subset(guides, self.num_points, rng)
+        as_tensor = lambda array: torch.tensor(array[chosen], dtype=torch.float32, device=device)  # noqa: E731
+        return as_tensor(guides), as_tensor(normals)
+
+    def update_surface(self, optimiser: Optimiser, guides: torch.Tensor, inputs: torch.Tensor, radius: float,
+                       rng: np.random.Generator) -> torch.Tensor:
+        """Fit the SDF to the guiding points, project them onto its zero level set, refit, resample."""
+        optimiser.run("update_fit", FitBatch(guides, None, inputs, radius), self.update_fit.weights,
+                      self.update_fit.steps, self.update_fit.lr)
+        projected, _ = project_to_zero_level_set(optimiser.network, guides)
+        if len(projected):
+            guides = projected
+        optimiser.run("update_refit", FitBatch(guides, None, inputs, radius), self.update_refit.weights,
+                      self.update_refit.steps, self.update_refit.lr)
+        return self.resample(optimiser, guides, inputs, rng)
+
+    def resample(self, optimiser: Optimiser, guides: torch.Tensor, inputs: torch.Tensor,
+                 rng: np.random.Generator) -> torch.Tensor:
+        """Spread the guiding points evenly over the zero level set again (released ``resample_zls``):
+        M/20 seeds, 30 jittered copies each (σ 0.05) projected back, thinned to M minus the critical share;
+        then the M/30 points farthest from the input get 10 jittered copies each (σ 0.01), projected back."""
+        generator = optimiser.generator
+        seeds = guides[torch.as_tensor(even_subset(guides.cpu().numpy(), max(1, self.num_points // 20), rng))]
+        jitter = lambda centres, copies, sigma: (centres[:, None] + (sigma * torch.randn(len(centres), copies, 3, generator=generator)  # noqa: E731
+                                                                        .clamp(-1, 1)).to(centres)).reshape(-1, 3)
+        spread, _ = project_to_zero_level_set(optimiser.network, jitter(seeds, 30, 0.05))
+        if len(spread) == 0:
+            return guides
+        critical_count = max(1, self.num_points // 30)
+        spread = spread[torch.as_tensor(even_subset(spread.cpu().numpy(), self.num_points - 10 * critical_count, rng))]
+        distance = torch.cdist(spread, inputs).min(dim=1).values
+        critical = spread[distance.argsort()[-critical_count:]]
+        extra, _ = project_to_zero_level_set(optimiser.network, jitter(critical, 10, 0.01))
+        return torch.cat([spread, extra])
+
+    def move(self, optimiser: Optimiser, guides: torch.Tensor, inputs: torch.Tensor, radius: float,
+             spacing: float) -> torch.Tensor:
+        """One small step of every guiding point along its (current field's) inward normal toward the input;
+        a point that ends outside the current surface after a long step (it closed a hole) is dropped."""
+        _, gradient = sdf_and_gradient(optimiser.network, guides, create_graph=False)
+        normals = gradient / gradient.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        step = guide_step(guides, normals, inputs, radius, spacing, self.cone_cos, self.step_cap)
+        with torch.no_grad():
+            inside = (optimiser.network(step.points) <= 1e-3) | (step.steps < 1e-2)
+        return step.points[inside].detach()
+
+    def fine_tune(self, optimiser: Optimiser, inputs: torch.Tensor, spacing: float) -> None:
+        for _ in range(self.finetune_rounds):
+            optimiser.run("finetune", FitBatch(inputs, None, inputs, spacing), self.finetune.weights,
+                          self.finetune.steps, self.finetune.lr)
+
+    @staticmethod
+    def report(optimiser: Optimiser, guides: torch.Tensor, radius: float) -> None:
+        if optimiser.observer is not None:
+            optimiser.observer("guides", {"step": optimiser.steps_taken, "points": guides.detach().cpu().numpy(),
+                                          "radius": radius})

@@ -55,6 +55,8 @@ def self_intersecting_normals(points: np.ndarray, normals: np.ndarray, queries: 
         samples = origin[rays] + along[:, None] * direction[rays]
         keep = ~hit[rays] & near_surface.contains(samples)
         rays, samples = rays[keep], samples[keep]
+        if len(rays) == 0:
+            continue
         _, neighbour = tree.query(samples, k=candidates, distance_upper_bound=reach, workers=-1)
         neighbour = neighbour.reshape(len(rays), -1)
         found = neighbour < len(points)

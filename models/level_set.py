@@ -237,6 +237,15 @@ class Optimiser:
         return record
 
 
+def in_input_frame(observer: Observer, frame: FitFrame) -> Observer:
+    """An observer that also gets ``to_input_frame`` (fitting frame -> input frame) with the guiding points."""
+
+    def relay(event: str, data: dict) -> None:
+        observer(event, {**data, "to_input_frame": frame.from_fit} if event == "guides" else data)
+
+    return relay
+
+
 class LevelSetModel:
     """``model=level_set``: fits one SDF network per point cloud with a guidance schedule.
 
@@ -259,7 +268,7 @@ class LevelSetModel:
         frame = FitFrame.of(points)
         network = self.make_network().to(self.device)
         generator = torch.Generator().manual_seed(seed)
-        optimiser = Optimiser(network, self.steps, generator, observer)
+        optimiser = Optimiser(network, self.steps, generator, None if observer is None else in_input_frame(observer, frame))
         inputs = torch.tensor(frame.to_fit(points), dtype=torch.float32, device=self.device)
         guidance.fit(optimiser, inputs, np.random.default_rng(seed))
         return FittedShape(network.eval(), frame, optimiser.steps_taken)

@@ -76,7 +76,7 @@ def run_method(method: str, shapes: list[str], data_dir: Path, out: Path, overri
         del cfg["hydra"]
     train(cfg)
     scores = {}
-    with open(run_dir / "level_set" / "eval" / "test" / "per_shape.csv") as handle:
+    with open(run_dir / "eval" / "test" / "per_shape.csv") as handle:
         for row in csv.DictReader(handle):
             scores[f"{row['synset']}/{row['model_id']}"] = {"iou": float(row["iou"] or "nan"),
                                                            "chamfer_l1": float(row["chamfer_l1_occnet"] or "nan")}
@@ -111,7 +111,6 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="hydra overrides for both methods, e.g. stage.num_points=5000")
     args = parser.parse_args()
     import torch
-
     from shapelab.datamodules.synthetic import ensure_synthetic_dataset
 
     torch.set_num_threads(args.threads)
@@ -128,7 +127,7 @@ def main() -> None:
         print(f"{key:<44} {sions[key]:6.1f} | {guided['iou']:10.4f} {unguided['iou']:9.4f} | "
               f"{guided['chamfer']:14.6f} {unguided['chamfer']:9.6f}")
     upper = shapes[len(shapes) - max(1, len(shapes) // 3):]
-    mean = lambda method, metric, keys=shapes: float(np.mean([results[method][k][metric] for k in keys]))  # noqa: E731
+    mean = lambda method, metric, keys=shapes: float(np.mean([results[method][k][metric] for k in keys]))
     gain = mean("guided", "iou", upper) - mean("unguided", "iou", upper)
     picture(out / "quality_vs_sion.png", sions, results)
     print(f"\nshapes {len(shapes)}, SION% {sions[shapes[0]]:.1f}..{sions[shapes[-1]]:.1f}; load average "

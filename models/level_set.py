@@ -10,6 +10,7 @@ and extracts the zero level set with `geometry.extraction`. The guidance classes
 """
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,9 +18,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import trimesh
-from torch import nn
-
-from shapelab.errors import ShapelabError
 from shapelab.geometry.extraction import extract_mesh
 from shapelab.losses.level_set import (
     eikonal_loss,
@@ -32,6 +30,9 @@ from shapelab.losses.level_set import (
     weighted_total,
     zero_level_set_loss,
 )
+from torch import nn
+
+from shapelab.errors import ShapelabError
 
 FIT_RADIUS = 1.0 / 1.2  # input points lie within this radius in the fitting frame (released code: max norm · 1.2)
 DOMAIN_HALF_SIDE = 1.1  # domain samples and mesh extraction cover [-1.1, 1.1]^3 (released code: grid radius 1.1)
@@ -75,7 +76,7 @@ class SDFNetwork(nn.Module):
         self.num_frequencies = num_frequencies
         dims = [3 + 6 * num_frequencies] + [hidden_dim] * num_layers + [1]
         layers = []
-        for index, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
+        for index, (fan_in, fan_out) in enumerate(itertools.pairwise(dims)):
             layer = nn.Linear(fan_in, fan_out)
             with torch.no_grad():
                 if index == len(dims) - 2:  # last layer: f ≈ ||p|| - r
@@ -170,7 +171,7 @@ class StepSettings:
 def loss_terms(network: nn.Module, batch: FitBatch, settings: StepSettings, generator: torch.Generator,
                weights: dict[str, float]) -> dict[str, torch.Tensor]:
     """Every loss term of `losses.level_set` with a non-zero weight, on one random batch."""
-    choose = lambda tensor, count: torch.randint(len(tensor), (min(count, len(tensor)),), generator=generator)  # noqa: E731
+    choose = lambda tensor, count: torch.randint(len(tensor), (min(count, len(tensor)),), generator=generator)
     chosen = choose(batch.surface, settings.surface_batch)
     surface = batch.surface[chosen]
     sdf, gradient = sdf_and_gradient(network, surface)

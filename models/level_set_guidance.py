@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from scipy.spatial import cKDTree
-
 from shapelab.geometry.guiding_points import (
     even_subset,
     guide_step,
@@ -153,7 +152,7 @@ class GuidingPoints:
             guides = sphere_samples(self.num_points, float(np.linalg.norm(tree.data, axis=1).max()) + radius, rng)
             normals = guides / np.linalg.norm(guides, axis=1, keepdims=True)
         chosen = even_subset(guides, self.num_points, rng)
-        as_tensor = lambda array: torch.tensor(array[chosen], dtype=torch.float32, device=device)  # noqa: E731
+        as_tensor = lambda array: torch.tensor(array[chosen], dtype=torch.float32, device=device)
         return as_tensor(guides), as_tensor(normals)
 
     def update_surface(self, optimiser: Optimiser, guides: torch.Tensor, inputs: torch.Tensor, radius: float,
@@ -175,7 +174,7 @@ class GuidingPoints:
         then the M/30 points farthest from the input get 10 jittered copies each (σ 0.01), projected back."""
         generator = optimiser.generator
         seeds = guides[torch.as_tensor(even_subset(guides.cpu().numpy(), max(1, self.num_points // 20), rng))]
-        jitter = lambda centres, copies, sigma: (centres[:, None] + (sigma * torch.randn(len(centres), copies, 3, generator=generator)  # noqa: E731
+        jitter = lambda centres, copies, sigma: (centres[:, None] + (sigma * torch.randn(len(centres), copies, 3, generator=generator)
                                                                         .clamp(-1, 1)).to(centres)).reshape(-1, 3)
         spread, _ = project_to_zero_level_set(optimiser.network, jitter(seeds, 30, 0.05))
         if len(spread) == 0:

@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt
 from omegaconf import OmegaConf
 
 from shapelab.errors import ShapelabError
+from shapelab.evaluation.report import quality_vs_sion
 from shapelab.evaluation.shape_view import compare_rows, shape_view_div
 
 # shown only when asked for with --metrics (the main table stays readable)
@@ -176,6 +177,17 @@ def plot_categories(runs: list[Run], metrics: list[str], path: Path) -> Path | N
     return path
 
 
+def per_shape_rows(runs: list[Run], split: str) -> dict[str, list[dict]]:
+    """Each evaluated run's ``eval/<split>/per_shape.csv`` rows (for the quality-vs-SION% picture)."""
+    rows = {}
+    for run in runs:
+        path = run.path / "eval" / split / "per_shape.csv"
+        if path.is_file():
+            with path.open(newline="") as handle:
+                rows[run.name] = list(csv.DictReader(handle))
+    return rows
+
+
 def _html(markdown_body: str, images: list[Path], view: str = "") -> str:
     rows = [line for line in markdown_body.splitlines() if line.startswith("|") and not line.startswith("|---")]
     table = "".join(
@@ -211,6 +223,7 @@ def compare(patterns: list[str], out_dir: Path, metrics: list[str] | None = None
     images = [p for p in (
         plot_curves(runs, curve_metrics, out_dir / "curves.png"),
         plot_categories(runs, eval_metrics, out_dir / "categories.png"),
+        quality_vs_sion(out_dir / "quality_vs_sion.png", per_shape_rows(runs, split)),
     ) if p is not None]
     body = f"# shapelab comparison\n\n{len(runs)} runs ({sum(r.failed for r in runs)} failed).\n\n{table}\n\n"
     body += "".join(f"![{p.stem}]({p.name})\n\n" for p in images)

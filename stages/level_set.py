@@ -4,8 +4,8 @@ For every shape of ``split`` (OccNet layout: ``<occnet>/<synset>/<id>/pointcloud
 user's OccNet-format ShapeNet): take ``num_points`` of its points (seeded; optional Gaussian ``noise``), fit
 ``model=level_set`` with ``guidance=guiding_points|none``, extract the zero level set (occnet frame) and write
 ``<run>/level_set/meshes/<synset>/<id>.ply`` + ``fits/<synset>/<id>.json`` (settings key, steps, seconds,
-the paper's squared Chamfer). Then the meshes are scored by the shared evaluation (``<run>/level_set/eval/``:
-the usual columns and SION%). Loss curves, guiding-point pictures and meshes go to the run's loggers.
+the paper's squared Chamfer). Then the meshes are scored by the shared evaluation into ``<run>/eval/<split>/``
+(the usual columns, SION%, ``quality_vs_sion.png``; where compare.py looks). Loss curves, guiding-point pictures and meshes go to the run's loggers.
 
 Resumable: a shape whose ``fits/<id>.json`` holds the same key — a hash of the model, guidance and stage
 settings and of the input file's bytes — is not fitted again; any difference refits it.
@@ -22,15 +22,15 @@ import hydra
 import numpy as np
 import trimesh
 from omegaconf import DictConfig, OmegaConf, open_dict
+from shapelab.metrics.chamfer import chamfer_deepsdf
+from shapelab.models.level_set import LevelSetModel
+from shapelab.stages.base import Stage, StageRun
+from shapelab.stages.level_set_logging import FitLogger
 from tqdm.auto import tqdm
 
 from shapelab.errors import ShapelabError
 from shapelab.evaluation import evaluate_predictions
 from shapelab.evaluation.ground_truth import GroundTruthSource
-from shapelab.metrics.chamfer import chamfer_deepsdf
-from shapelab.models.level_set import LevelSetModel
-from shapelab.stages.base import Stage, StageRun
-from shapelab.stages.level_set_logging import FitLogger
 
 log = logging.getLogger("shapelab.level_set")
 PAPER_CHAMFER_SAMPLES = 30_000  # PG-SDF metrics: 30k mesh samples vs the input cloud, squared, summed both ways
@@ -102,13 +102,12 @@ class LevelSetFitStage(Stage):
         settings = self.settings_key(cfg)
         rows = [self.fit_shape(model, guidance, truths.occnet_root, key, out_dir, settings, run.loggers)
                 for key in tqdm(shapes, desc=f"level-set fits ({self.split})", unit="shape")]
-        refitted = any(row["fitted_now"] for row in rows)
         eval_cfg = cfg.evaluate.copy()
         with open_dict(eval_cfg):
             eval_cfg.split = self.split
-            eval_cfg.resume = bool(eval_cfg.resume) and not refitted  # scores of replaced meshes are stale
-        metrics = evaluate_predictions(out_dir / "meshes", "occnet", _ShapesOf(datamodule, shapes, self.split),
-                                       eval_cfg, out_dir / "eval" / self.split, run.loggers)
+        # the evaluation's resume is keyed on the mesh files, so refitted shapes are rescored
+        metrics = evaluate_predictions(out_dir / "meshes", "occnet", datamodule, eval_cfg,
+                                       run.output_dir / "eval" / self.split, run.loggers, shapes=shapes)
         fit_means = {name: float(np.nanmean([row[name] for row in rows]))
                      for name in ("chamfer_pgsdf", "seconds", "cpu_seconds", "steps")}
         (out_dir / "fits.json").write_text(json.dumps({"mean": fit_means, "shapes": rows}, indent=2) + "\n")
@@ -166,19 +165,3 @@ def paper_chamfer(mesh: trimesh.Trimesh, cloud: np.ndarray, seed: int) -> float:
         return float("nan")
     samples, _ = trimesh.sample.sample_surface(mesh, PAPER_CHAMFER_SAMPLES, seed=seed)
     return chamfer_deepsdf(np.asarray(samples), cloud)
-
-
-class _ShapesOf:
-    """The datamodule, with its ``split`` dataset limited to ``shapes`` (so ``stage.max_shapes`` is scored)."""
-
-    def __init__(self, datamodule, shapes: list[tuple[str, str]], split: str):
-        self._datamodule, self._shapes, self._split = datamodule, shapes, split
-
-    def __getattr__(self, name):
-        return getattr(self._datamodule, name)
-
-    def dataset(self, split: str):
-        dataset = self._datamodule.dataset(split)
-        if split != self._split:
-            return dataset
-        return type("LimitedSplit", (), {"shapes": self._shapes})()

@@ -180,6 +180,38 @@ def _nan_to_none(value):
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
+SION_AXES = (("iou", "IoU ↑"), ("chamfer_l1_occnet", "Chamfer-L1 (OccNet, unit cube) ↓"))
+
+
+def _number(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def quality_vs_sion(path: Path, rows_by_method: dict[str, list[dict]]) -> Path | None:
+    """IoU and Chamfer-L1 of each scored shape against its ground truth's SION% (how concave it is), one
+    series per method (Small Steps and Level Sets' figure). None when no row has a SION% value."""
+    series = {method: [row for row in rows if row.get("status") == "ok" and not math.isnan(_number(row.get("sion_percent")))]
+              for method, rows in rows_by_method.items()}
+    if not any(series.values()):
+        return None
+    figure = Figure(figsize=(9, 3.6), dpi=90)
+    for index, (column, label) in enumerate(SION_AXES):
+        axes = figure.add_subplot(1, 2, index + 1)
+        for method, rows in series.items():
+            rows = sorted(rows, key=lambda row: _number(row["sion_percent"]))
+            axes.plot([_number(row["sion_percent"]) for row in rows], [_number(row.get(column)) for row in rows],
+                      "o-", markersize=4, label=method)
+        axes.set_xlabel("SION % of the ground truth")
+        axes.set_ylabel(label)
+        axes.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path)
+    return Path(path)
+
+
 def write_all(out_dir: Path, summary: dict, results: ResultsFile, columns: dict[str, MetricInfo],
               truth_source: GroundTruthSource, contact_sheet_shapes: int, loggers) -> None:
     """The contact sheet, ``summary.json``, ``metrics.md``, the dashboards and the console table.
@@ -203,5 +235,6 @@ def write_all(out_dir: Path, summary: dict, results: ResultsFile, columns: dict[
     write_markdown_table(out_dir / "metrics.md", summary, columns)
     previews = {f"{category}_{model_id}": pred for category, items in pairs.items() for model_id, _, pred, _ in items}
     rows = list(results.rows.values())
+    quality_vs_sion(out_dir / "quality_vs_sion.png", {summary.get("source", "prediction"): rows})
     log_to_dashboards(loggers, split, summary, rows, results.columns, sheet, previews)
     print_table(summary, columns, out_dir)

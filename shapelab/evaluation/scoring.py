@@ -20,6 +20,7 @@ from shapelab.metrics.fscore import fscore
 from shapelab.metrics.iou import INSIDE_TESTS, mesh_iou
 from shapelab.metrics.nearest import match_points
 from shapelab.metrics.normal_consistency import normal_consistency
+from shapelab.metrics.sion import sion_percent
 from shapelab.models.base import Reconstruction
 
 
@@ -48,6 +49,8 @@ METRICS: dict[str, MetricInfo] = {
     "chamfer_drwr": MetricInfo("occnet", 100, False, "mean d both ways summed, unsquared, vs the dense GT, "
                                "no normalisation, mean over input views"),
     "chamfer_drwr_best": MetricInfo("occnet", 100, False, "chamfer_drwr of the best input view (DRWR's tables)"),
+    "sion_percent": MetricInfo("occnet", 1, False, "the ground truth's SION%: share of pointcloud.npz points whose "
+                               "outward normal ray meets the surface again (0.01 / 0.02, unit cube; metrics/sion.py)"),
 }
 
 
@@ -225,7 +228,15 @@ def _drwr(recon, truth, settings) -> dict[str, float]:
     return {"chamfer_drwr": float(np.mean(values)), "chamfer_drwr_best": float(np.min(values))}
 
 
-METRIC_GROUPS = {"occnet_surface": _occnet_surface, "iou": _iou, "deepsdf": _deepsdf, "capnet": _capnet, "drwr": _drwr}
+def _sion(recon, truth, settings) -> dict[str, float]:
+    # a property of the ground truth (how hard the shape is), beside every prediction's scores
+    if truth.pointcloud is None:
+        raise MissingGroundTruth("no occnet pointcloud.npz")
+    return {"sion_percent": sion_percent(truth.pointcloud["points"], truth.pointcloud["normals"], seed=settings.seed)}
+
+
+METRIC_GROUPS = {"occnet_surface": _occnet_surface, "iou": _iou, "deepsdf": _deepsdf, "capnet": _capnet, "drwr": _drwr,
+                 "sion": _sion}
 """Groups of metrics computed together; each needs its own ground truth."""
 
 

@@ -5,9 +5,9 @@ import json
 
 import numpy as np
 import pytest
-from shapelab.errors import ShapelabError
 from shapelab.stages.level_set import input_points
 
+from shapelab.errors import ShapelabError
 from tests.conftest import compose_run_cfg, tiny_synthetic_overrides
 
 FAST = [  # a few steps of every phase: exercises the schedule, not the quality
@@ -15,7 +15,7 @@ FAST = [  # a few steps of every phase: exercises the schedule, not the quality
     "model.resolution=16", "model.steps.surface_batch=128", "model.steps.domain_batch=128", "model.steps.input_batch=128",
     "guidance.num_points=150", "guidance.initialise.steps=3", "guidance.update_fit.steps=2",
     "guidance.update_refit.steps=2", "guidance.moves_per_level=[1,1,1]", "guidance.finetune.steps=3",
-    "guidance.finetune_rounds=1", "evaluate.groups=[occnet_surface,iou]", "evaluate.occnet_points=2000",
+    "guidance.finetune_rounds=1", "evaluate.groups=[occnet_surface,iou,sion]", "evaluate.occnet_points=2000",
     "evaluate.contact_sheet_shapes=0",
 ]
 
@@ -33,7 +33,7 @@ def test_stage_fits_scores_and_resumes(tiny_synthetic, compose_cfg, tmp_path):
     meshes = sorted((out / "level_set" / "meshes").rglob("*.ply"))
     assert len(meshes) == 2
     assert list((out / "level_set" / "fits").rglob("guides_*.png"))  # pictures of the guiding points
-    assert (out / "level_set" / "eval" / "test" / "per_shape.csv").is_file()
+    assert (out / "eval" / "test" / "per_shape.csv").is_file() and (out / "eval" / "test" / "quality_vs_sion.png").is_file()
     stamps = [mesh.stat().st_mtime_ns for mesh in meshes]
 
     again = train(compose_run_cfg(compose_cfg, overrides, out))  # same settings, same files: nothing refitted

@@ -42,8 +42,8 @@ def test_hand_count_on_two_facing_plates():
     points = np.vstack([bottom, top])
     normals = np.vstack([np.tile([0.0, 0.0, 1.0], (len(grid), 1)), np.tile([0.0, 0.0, -1.0], (len(grid), 1))])
     # overlap in x: bottom x in [0.1, 0.2] sees the top plate (x in [0.1, 0.5]) and vice versa
-    bottom_hits = ((bottom[:, 0] >= 0.1 - 0.01 - 1e-9)).sum()
-    top_hits = ((top[:, 0] <= 0.2 + 0.01 + 1e-9)).sum()
+    bottom_hits = (bottom[:, 0] >= 0.1 - 0.01 - 1e-9).sum()
+    top_hits = (top[:, 0] <= 0.2 + 0.01 + 1e-9).sum()
     expected = 100.0 * (bottom_hits + top_hits) / len(points)
     assert sion_percent(points, normals, num_queries=None) == pytest.approx(expected)
     assert 0 < expected < 50

@@ -40,6 +40,11 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def reuse_key(settings: dict, path: Path) -> str:
+    """The key a fit is reused on: a hash of its settings and of its input file's bytes."""
+    return hashlib.sha256(json.dumps({**settings, "file": file_digest(path)}, sort_keys=True).encode()).hexdigest()
+
+
 def input_points(points: np.ndarray, path: Path, num_points: int | None, noise: float, min_points: int,
                  seed: int) -> np.ndarray:
     """The fit's input (K, 3): ``num_points`` of ``points`` (seeded; all when None or fewer) plus N(0, noise²).
@@ -132,10 +137,10 @@ class LevelSetFitStage(Stage):
         path = occnet_root / synset / model_id / "pointcloud.npz"
         record_path = out_dir / "fits" / synset / f"{model_id}.json"
         mesh_path = out_dir / "meshes" / synset / f"{model_id}.ply"
-        reuse_key = hashlib.sha256(json.dumps({**settings, "file": file_digest(path)}, sort_keys=True).encode()).hexdigest()
+        key = reuse_key(settings, path)
         if record_path.is_file() and mesh_path.is_file():
             record = json.loads(record_path.read_text())
-            if record.get("key") == reuse_key:
+            if record.get("key") == key:
                 return {**record, "fitted_now": False}
         cloud = GroundTruthSource(None, occnet_root, "").load(synset, model_id).pointcloud
         points = input_points(cloud["points"], path, self.num_points, self.noise, self.min_points, self.seed)
@@ -149,7 +154,7 @@ class LevelSetFitStage(Stage):
         fit_logger.final_mesh(mesh)
         mesh_path.parent.mkdir(parents=True, exist_ok=True)
         mesh.export(mesh_path)
-        record = {"key": reuse_key, "shape": name, "input_points": len(points), "steps": fitted.steps,
+        record = {"key": key, "shape": name, "input_points": len(points), "steps": fitted.steps,
                   "seconds": seconds, "cpu_seconds": cpu_seconds,
                   "chamfer_pgsdf": paper_chamfer(mesh, cloud["points"], self.seed)}
         record_path.parent.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ from shapelab.losses.level_set import (
     weighted_total,
     zero_level_set_loss,
 )
+from shapelab.models.base import Monitor
 from torch import nn
 
 from shapelab.errors import ShapelabError
@@ -212,6 +213,7 @@ class Optimiser:
     generator: torch.Generator
     observer: Observer | None = None
     steps_taken: int = 0
+    last_loss: float = float("nan")
     adam: torch.optim.Adam = field(init=False)
 
     def __post_init__(self):
@@ -233,6 +235,7 @@ class Optimiser:
             self.adam.step()
             self.steps_taken += 1
             record = {"loss": total.item(), **{name: value.item() for name, value in terms.items()}}
+            self.last_loss = record["loss"]
             if self.observer is not None:
                 self.observer("step", {"phase": phase, "step": self.steps_taken, "terms": record})
         return record
@@ -257,6 +260,9 @@ class LevelSetModel:
         device: where the fit runs ("cpu", "cuda", or "auto" = CUDA when present).
     """
 
+    monitor = Monitor("train/loss", "min")
+    """No validation split: a sweep minimises the mean final fitting loss the stage reports as train/loss."""
+
     def __init__(self, network: Callable[[], nn.Module], steps: StepSettings | None = None, resolution: int = 128,
                  device: str = "auto"):
         self.make_network, self.steps, self.resolution = network, steps or StepSettings(), resolution
@@ -272,7 +278,7 @@ class LevelSetModel:
         optimiser = Optimiser(network, self.steps, generator, None if observer is None else in_input_frame(observer, frame))
         inputs = torch.tensor(frame.to_fit(points), dtype=torch.float32, device=self.device)
         guidance.fit(optimiser, inputs, np.random.default_rng(seed))
-        return FittedShape(network.eval(), frame, optimiser.steps_taken)
+        return FittedShape(network.eval(), frame, optimiser.steps_taken, optimiser.last_loss)
 
     def extract(self, fitted: FittedShape) -> trimesh.Trimesh:
         """The zero level set of a fitted shape, in the frame its points were given in."""
@@ -283,11 +289,12 @@ class LevelSetModel:
 
 @dataclass
 class FittedShape:
-    """A fitted network, the frame it was fitted in, and how many optimisation steps it took."""
+    """A fitted network, the frame it was fitted in, how many optimisation steps it took and its last loss."""
 
     network: nn.Module
     frame: FitFrame
     steps: int
+    loss: float = float("nan")
 
     def sdf(self, points: np.ndarray) -> np.ndarray:
         """f at points (N, 3) given in the input's frame, in that frame's units (N,)."""

@@ -113,10 +113,11 @@ class LevelSetFitStage(Stage):
         # the evaluation's resume is keyed on the mesh files, so refitted shapes are rescored
         metrics = evaluate_predictions(out_dir / "meshes", "occnet", datamodule, eval_cfg,
                                        run.output_dir / "eval" / self.split, run.loggers, shapes=shapes)
-        fit_means = {name: float(np.nanmean([row[name] for row in rows]))
-                     for name in ("chamfer_pgsdf", "seconds", "cpu_seconds", "steps")}
+        fit_means = {name: float(np.nanmean([row.get(name, np.nan) for row in rows]))
+                     for name in ("chamfer_pgsdf", "seconds", "cpu_seconds", "steps", "loss")}
         (out_dir / "fits.json").write_text(json.dumps({"mean": fit_means, "shapes": rows}, indent=2) + "\n")
         metrics.update({f"level_set/{name}": value for name, value in fit_means.items()})
+        metrics["train/loss"] = fit_means["loss"]  # the monitored metric of model=level_set (no validation)
         return metrics
 
     def chosen_shapes(self, shapes: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -154,7 +155,7 @@ class LevelSetFitStage(Stage):
         fit_logger.final_mesh(mesh)
         mesh_path.parent.mkdir(parents=True, exist_ok=True)
         mesh.export(mesh_path)
-        record = {"key": key, "shape": name, "input_points": len(points), "steps": fitted.steps,
+        record = {"key": key, "shape": name, "input_points": len(points), "steps": fitted.steps, "loss": fitted.loss,
                   "seconds": seconds, "cpu_seconds": cpu_seconds,
                   "chamfer_pgsdf": paper_chamfer(mesh, cloud["points"], self.seed)}
         record_path.parent.mkdir(parents=True, exist_ok=True)

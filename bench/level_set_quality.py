@@ -11,10 +11,10 @@ points.npz) and the stage (the paper's squared Chamfer, 30k mesh samples vs the 
 
 Full: every test shape (18, SION% from ~5 to ~60); ``--quick``: 3 shapes (lowest, median, highest SION%).
 Fits are resumable: rerunning the command reuses finished fits. Prints a table per shape, the machine load,
-wall and CPU seconds, writes ``quality_vs_sion.png``; the last line is
+wall and CPU seconds, and the last line is
 ``level_set_quality guided_iou=<> unguided_iou=<> guided_chamfer=<> unguided_chamfer=<> high_sion_iou_gain=<>
 seconds_per_shape=<>`` (means over shapes; gain = guided minus unguided mean IoU on the upper third of SION%;
-seconds: guided wall seconds per shape).
+seconds: guided wall seconds per shape); ``quality_vs_sion.png``: IoU and Chamfer-L1 against SION%, both methods.
 """
 from __future__ import annotations
 
@@ -54,8 +54,9 @@ def shape_sions(root: Path) -> dict[str, float]:
     return sions
 
 
-def run_method(method: str, shapes: list[str], data_dir: Path, out: Path, overrides: list[str]) -> dict[str, dict]:
-    """Fit and score ``shapes`` with one guidance through train(); per shape: iou, chamfer, seconds, cpu."""
+def run_method(method: str, shapes: list[str], data_dir: Path, out: Path, overrides: list[str]) -> tuple[dict, list]:
+    """Fit and score ``shapes`` with one guidance through train(): (per shape: iou, chamfer, seconds, cpu;
+    the evaluation's per-shape rows)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
@@ -68,7 +69,7 @@ def run_method(method: str, shapes: list[str], data_dir: Path, out: Path, overri
     with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", [
             "experiment=level_set_fit", METHODS[method], "logger=csv", f"paths.data_dir={data_dir}",
-            f"data.dataset_name={DATASET['name']}", "data.build=null", "evaluate.groups=[occnet_surface,iou]",
+            f"data.dataset_name={DATASET['name']}", "data.build=null", "evaluate.groups=[occnet_surface,iou,sion]",
             f"stage.shapes=[{','.join(shapes)}]", f"paths.output_dir={run_dir}", *overrides,
         ], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
@@ -77,29 +78,14 @@ def run_method(method: str, shapes: list[str], data_dir: Path, out: Path, overri
     train(cfg)
     scores = {}
     with open(run_dir / "eval" / "test" / "per_shape.csv") as handle:
-        for row in csv.DictReader(handle):
+        rows = list(csv.DictReader(handle))
+        for row in rows:
             scores[f"{row['synset']}/{row['model_id']}"] = {"iou": float(row["iou"] or "nan"),
                                                            "chamfer_l1": float(row["chamfer_l1_occnet"] or "nan")}
     for record in json.loads((run_dir / "level_set" / "fits.json").read_text())["shapes"]:
         key = record["shape"].replace("_", "/", 1)
         scores[key].update(chamfer=record["chamfer_pgsdf"], seconds=record["seconds"], cpu=record["cpu_seconds"])
-    return scores
-
-
-def picture(path: Path, sions: dict[str, float], results: dict[str, dict[str, dict]]) -> None:
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(9, 3.5), dpi=90)
-    for index, (metric, label) in enumerate((("iou", "IoU ↑"), ("chamfer", "squared Chamfer (PG-SDF) ↓"))):
-        axes = figure.add_subplot(1, 2, index + 1)
-        for method, scores in results.items():
-            keys = sorted(scores, key=sions.get)
-            axes.plot([sions[k] for k in keys], [scores[k][metric] for k in keys], "o-", label=method)
-        axes.set_xlabel("SION %")
-        axes.set_ylabel(label)
-        axes.legend()
-    figure.tight_layout()
-    figure.savefig(path)
+    return scores, rows
 
 
 def main() -> None:
@@ -113,6 +99,8 @@ def main() -> None:
     import torch
     from shapelab.datamodules.synthetic import ensure_synthetic_dataset
 
+    from shapelab.evaluation.report import quality_vs_sion
+
     torch.set_num_threads(args.threads)
     root = ensure_synthetic_dataset(args.data_dir, **DATASET)
     sions = shape_sions(root)
@@ -120,7 +108,8 @@ def main() -> None:
     shapes = [ordered[0], ordered[len(ordered) // 2], ordered[-1]] if args.quick else ordered
     out = args.out / ("quick" if args.quick else "full")
     load_before, wall = os.getloadavg()[0], time.perf_counter()
-    results = {method: run_method(method, shapes, args.data_dir, out, args.overrides) for method in METHODS}
+    runs = {method: run_method(method, shapes, args.data_dir, out, args.overrides) for method in METHODS}
+    results = {method: scores for method, (scores, _) in runs.items()}
     print(f"\n{'shape':<44} {'SION%':>6} | {'IoU guided':>10} {'unguided':>9} | {'Chamfer guided':>14} {'unguided':>9}")
     for key in shapes:
         guided, unguided = results["guided"][key], results["unguided"][key]
@@ -129,7 +118,7 @@ def main() -> None:
     upper = shapes[len(shapes) - max(1, len(shapes) // 3):]
     mean = lambda method, metric, keys=shapes: float(np.mean([results[method][k][metric] for k in keys]))
     gain = mean("guided", "iou", upper) - mean("unguided", "iou", upper)
-    picture(out / "quality_vs_sion.png", sions, results)
+    quality_vs_sion(out / "quality_vs_sion.png", {method: rows for method, (_, rows) in runs.items()})
     print(f"\nshapes {len(shapes)}, SION% {sions[shapes[0]]:.1f}..{sions[shapes[-1]]:.1f}; load average "
           f"{load_before:.1f} -> {os.getloadavg()[0]:.1f}; whole run {time.perf_counter() - wall:.0f} s wall; per shape: "
           f"guided {mean('guided', 'seconds'):.1f} s wall / {mean('guided', 'cpu'):.1f} CPU-s, unguided "

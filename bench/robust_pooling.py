@@ -13,7 +13,8 @@ backward pass of the encoder on one batch, robust vs max, in the same process.
                                    [--steps N] [--jobs N] [hydra overrides ...]
 
 ``--quick``: levels 0 / 0.2 / 0.5, max vs the robust pooling, 40 steps each, 5000 validation points (a smoke
-of the whole loop, ~20 CPU-s a run, mostly set-up; its IoUs are far from converged and rank nothing). Last line:
+of the whole loop, mostly set-up: 60-step runs took 22–31 CPU-s each; its IoUs are far from converged and rank
+nothing). Last line:
 ``robust_pooling iou_max_0=<> iou_robust_0=<> iou_max_20=<> iou_robust_20=<> iou_max_50=<> iou_robust_50=<>
 backward_time_ratio=<robust/max>``.
 """

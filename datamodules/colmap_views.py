@@ -104,12 +104,10 @@ class ColmapViewsDataModule(ShapeDataModule):
         categories: accepted and unused (captures have no categories; experiment category groups set it).
     """
 
-    def __init__(self, captures: Sequence[str], num_views: int = 5, image_size: int | None = 64, mask_size: int = 64,
+    def __init__(self, captures: Sequence[str], *, num_views: int = 5, image_size: int | None = 64, mask_size: int = 64,
                  gt_points: int = 1024, masks_dir: str | None = None, cameras_file: str = "cameras.npz",
-                 batch_size: int = 1, eval_batch_size: int = 1, num_workers: int = 0, seed: int = 0,
-                 categories: Sequence[str] | None = None, eval_input_views: int | None = None):
-        super().__init__(data_dir=".", dataset_name="colmap_views", batch_size=batch_size,
-                         eval_batch_size=eval_batch_size, num_workers=num_workers, seed=seed)
+                 eval_input_views: int | None = None, **shared):
+        super().__init__(".", dataset_name="colmap_views", **shared)
         if not captures:
             raise ShapelabError("data.captures is empty; give the SfM output folders, e.g. data.captures=[out/sfm]")
         if masks_dir is not None and len(captures) != 1:

@@ -19,6 +19,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from scipy import ndimage
 from shapelab.datamodules.formats.occnet import read_metadata, read_split_lst
+from shapelab.datamodules.synthetic import SyntheticBuild, ensure_synthetic_dataset
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
@@ -101,10 +102,14 @@ class OccnetLayoutDataset(ShapeDataset):
 class ShapeDataModule(pl.LightningDataModule):
     """Shared DataModule wiring; subclasses implement ``make_dataset(split_key, train) -> ShapeDataset``.
 
+    A subclass lists only its own parameters and forwards the rest once, ``def __init__(self, data_dir, *,
+    <own>, **shared): super().__init__(data_dir, **shared)``: start-up validation (shapelab/config.py) follows
+    ``**shared`` up to this explicit signature, so a misspelt data key still fails there, named.
+
     Args:
         data_dir: folder holding ``<dataset_name>/{deepsdf,occnet}`` (``${paths.data_dir}``).
         dataset_name: the dataset folder (and DeepSDF dataset key); "synthetic" is the built-in set.
-        build: kwargs of ``datamodules.synthetic.ensure_synthetic_dataset``; when given, ``prepare_data``
+        build: kwargs of ``datamodules.synthetic.ensure_synthetic_dataset`` (``SyntheticBuild``); when given, ``prepare_data``
             builds the built-in set if it is absent. None for existing (e.g. real ShapeNet) data.
         batch_size / eval_batch_size: shapes per batch in training / in val and test.
         num_workers: DataLoader worker processes (also threads used to validate files at setup).
@@ -123,7 +128,7 @@ class ShapeDataModule(pl.LightningDataModule):
         data_dir: str | Path,
         *,
         dataset_name: str = "synthetic",
-        build: dict | None = None,
+        build: SyntheticBuild | None = None,
         batch_size: int = 16,
         eval_batch_size: int = 1,
         num_workers: int = 0,
@@ -176,8 +181,6 @@ class ShapeDataModule(pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         if self.build is not None:
-            from shapelab.datamodules.synthetic import ensure_synthetic_dataset
-
             ensure_synthetic_dataset(self.data_dir, name=self.dataset_name, **self.build)
 
     def setup(self, stage: str | None = None) -> None:
@@ -223,12 +226,15 @@ class OccnetLayoutDataModule(ShapeDataModule):
     (a split of "*" = every model folder of the category). Subclasses set ``dataset_class`` and return its
     keyword options from ``dataset_options(train)``.
 
-    Subclasses list every parameter explicitly (no ``**kwargs``, so a misspelt data key fails at start-up) and
-    set ``img_folder``, the views' folder in each shape folder.
+    Args (beyond ``ShapeDataModule``'s):
+        img_folder: the views' folder in each shape folder (OccNet: ``img_choy2016``).
     """
 
     dataset_class: type[OccnetLayoutDataset]
-    img_folder: str
+
+    def __init__(self, data_dir: str | Path, *, img_folder: str = "img_choy2016", **shared):
+        super().__init__(data_dir, **shared)
+        self.img_folder = img_folder
 
     def dataset_options(self, train: bool) -> dict[str, Any]:
         raise NotImplementedError

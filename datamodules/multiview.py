@@ -18,7 +18,6 @@ Batch (DEVELOPING.md "Batches"), V = ``num_views``, H = W = ``mask_size``:
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -155,20 +154,6 @@ class MultiViewDataModule(OccnetLayoutDataModule):
         self,
         data_dir: str | Path,
         *,
-        dataset_name: str = "synthetic",
-        build: dict | None = None,
-        batch_size: int = 16,
-        eval_batch_size: int = 1,
-        num_workers: int = 0,
-        train_split: str | None = "train",
-        val_split: str | None = "val",
-        test_split: str | None = "test",
-        categories: Sequence[str] | None = None,
-        seed: int = 0,
-        validate: bool = True,
-        deepsdf_dir: str | Path | None = None,
-        occnet_dir: str | Path | None = None,
-        img_folder: str = "img_choy2016",
         num_views: int = 4,
         image_size: int | None = 64,
         mask_size: int = 64,
@@ -176,13 +161,9 @@ class MultiViewDataModule(OccnetLayoutDataModule):
         surface_points: int = 16384,
         gt_points: int = 1024,
         eval_input_views: int | None = None,
+        **shared,
     ):
-        super().__init__(
-            data_dir, dataset_name=dataset_name, build=build, batch_size=batch_size, eval_batch_size=eval_batch_size,
-            num_workers=num_workers, train_split=train_split, val_split=val_split, test_split=test_split,
-            categories=categories, seed=seed, validate=validate, deepsdf_dir=deepsdf_dir, occnet_dir=occnet_dir,
-        )
-        self.img_folder = img_folder
+        super().__init__(data_dir, **shared)
         if num_views < 1:
             raise ShapelabError(f"data.num_views={num_views}: need at least 1 view; fix the data config")
         self.num_views = num_views

@@ -12,7 +12,6 @@ noise of std ``input_noise`` (0.005).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -120,20 +119,6 @@ class OccupancyDataModule(OccnetLayoutDataModule):
         self,
         data_dir: str | Path,
         *,
-        dataset_name: str = "synthetic",
-        build: dict | None = None,
-        batch_size: int = 16,
-        eval_batch_size: int = 1,
-        num_workers: int = 0,
-        train_split: str | None = "train",
-        val_split: str | None = "val",
-        test_split: str | None = "test",
-        categories: Sequence[str] | None = None,
-        seed: int = 0,
-        validate: bool = True,
-        deepsdf_dir: str | Path | None = None,
-        occnet_dir: str | Path | None = None,
-        img_folder: str = "img_choy2016",
         input_type: str = "image",
         train_points: int = 2048,
         eval_points: int | None = None,
@@ -142,13 +127,9 @@ class OccupancyDataModule(OccnetLayoutDataModule):
         input_points: int = 300,
         input_noise: float = 0.005,
         input_outliers: float = 0.0,
+        **shared,
     ):
-        super().__init__(
-            data_dir, dataset_name=dataset_name, build=build, batch_size=batch_size, eval_batch_size=eval_batch_size,
-            num_workers=num_workers, train_split=train_split, val_split=val_split, test_split=test_split,
-            categories=categories, seed=seed, validate=validate, deepsdf_dir=deepsdf_dir, occnet_dir=occnet_dir,
-        )
-        self.img_folder = img_folder
+        super().__init__(data_dir, **shared)
         if input_type not in INPUT_TYPES:
             raise ShapelabError(f"data.input_type={input_type!r} is not one of {INPUT_TYPES}; fix the data config")
         self.input_type, self.train_points, self.eval_points = input_type, train_points, eval_points

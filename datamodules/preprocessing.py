@@ -38,6 +38,7 @@ import time
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import trimesh
@@ -95,6 +96,10 @@ PAPER_OPTIONS = {
     "inside_method": "auto",
     "ray_directions": 32,
 }
+# the option names and value types, for `**options: Unpack[PreprocessOptions]` (start-up checks data.build's keys)
+PreprocessOptions = TypedDict(
+    "PreprocessOptions", {name: type(value) for name, value in PAPER_OPTIONS.items()}, total=False
+)
 # options added after datasets were built, with the value that reproduces the earlier outputs (a record
 # without the key was built with it)
 ADDED_OPTIONS = {"frame": "original", "test_sdf_samples": 0}

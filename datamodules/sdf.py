@@ -94,28 +94,12 @@ class SdfDataModule(ShapeDataModule):
         self,
         data_dir: str | Path,
         *,
-        dataset_name: str = "synthetic",
-        build: dict | None = None,
-        batch_size: int = 16,
-        eval_batch_size: int = 1,
-        num_workers: int = 0,
-        train_split: str | None = "train",
-        val_split: str | None = "val",
-        test_split: str | None = "test",
-        categories: Sequence[str] | None = None,
-        seed: int = 0,
-        validate: bool = True,
-        deepsdf_dir: str | Path | None = None,
-        occnet_dir: str | Path | None = None,
         samples_per_scene: int = 16384,
         eval_samples: int | None = 16384,
         preload: bool = False,
+        **shared,
     ):
-        super().__init__(
-            data_dir, dataset_name=dataset_name, build=build, batch_size=batch_size, eval_batch_size=eval_batch_size,
-            num_workers=num_workers, train_split=train_split, val_split=val_split, test_split=test_split,
-            categories=categories, seed=seed, validate=validate, deepsdf_dir=deepsdf_dir, occnet_dir=occnet_dir,
-        )
+        super().__init__(data_dir, **shared)
         if eval_samples is None and self.eval_batch_size != 1:
             raise ShapelabError(
                 f"data.eval_samples=null (whole SdfSamples files) needs data.eval_batch_size=1, got {self.eval_batch_size}"

@@ -20,11 +20,18 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict, Unpack, get_type_hints
 
 import numpy as np
 import trimesh
 from shapelab.datamodules.concave_shapes import CONCAVE_CATEGORIES, CONCAVE_MAKERS
 from shapelab.datamodules.formats.validation import atomic_write
+from shapelab.datamodules.preprocessing import (
+    ADDED_OPTIONS,
+    BUILTIN_OPTIONS,
+    PreprocessOptions,
+    preprocess_dataset,
+)
 
 from shapelab.errors import ShapelabError
 
@@ -331,7 +338,7 @@ def ensure_synthetic_dataset(
     splits: tuple[int, int, int] = (16, 4, 4),
     seed: int = 0,
     workers: int = 2,
-    **preprocess_options,
+    **preprocess_options: Unpack[PreprocessOptions],
 ) -> Path:
     """Build the built-in dataset into ``<data_dir>/<name>`` on first use and return that path.
 
@@ -342,8 +349,6 @@ def ensure_synthetic_dataset(
     ShapelabError asks for another ``name`` (existing data is never overwritten). An interrupted build
     resumes where it stopped.
     """
-    from shapelab.datamodules.preprocessing import ADDED_OPTIONS, BUILTIN_OPTIONS, preprocess_dataset
-
     root = Path(data_dir) / name
     synsets = resolve_categories(categories)
     options = {**BUILTIN_OPTIONS, **preprocess_options}
@@ -386,3 +391,13 @@ def ensure_synthetic_dataset(
         )
     atomic_write(marker, lambda tmp: tmp.write_text(json.dumps(params, indent=2) + "\n"))
     return root
+
+
+# `data.build`: the keyword arguments of ensure_synthetic_dataset after data_dir and name, read from its signature;
+# the datamodules annotate `build` with it so start-up validation names a misspelt key (shapelab/config.py)
+SyntheticBuild = TypedDict(
+    "SyntheticBuild",
+    {name: hint for name, hint in get_type_hints(ensure_synthetic_dataset).items()
+     if name not in ("data_dir", "name", "preprocess_options", "return")} | get_type_hints(PreprocessOptions),
+    total=False,
+)

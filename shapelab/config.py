@@ -12,6 +12,7 @@ turn that into a "did you mean" line, shapelab/cli/common.py). This module also 
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.resources
 import inspect
@@ -27,6 +28,8 @@ from shapelab.errors import ShapelabError
 HYDRA_SPECIAL_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 # `_target_` prefixes a saved run config may name (README "What is trusted"): the project's own code and the
 # libraries its configs document. Anything else (e.g. `shutil.copyfile`) is refused before instantiation.
+# base classes whose `__init__(*args, **kwargs)` accepts no keyword (torch's Module raises on any)
+KWARGS_FREE_BASES = {"builtins.object", "torch.nn.modules.module.Module"}
 TRUSTED_TARGET_PREFIXES = (
     "shapelab.", "torch.optim.", "torch.nn.", "pytorch_lightning.", "lightning.pytorch.", "torchvision.models.",
 )
@@ -67,9 +70,9 @@ def locate_target(path: str, key: str):
         ) from None
 
 
-def _parameters(target) -> tuple[dict[str, inspect.Parameter], bool, dict]:
-    """Named parameters of a callable, whether it takes **kwargs, and its resolved type hints."""
-    func = target.__init__ if inspect.isclass(target) else target
+def _callable_parameters(func) -> tuple[dict[str, inspect.Parameter], bool, dict]:
+    """Named parameters of one function, whether it takes untyped ``**kwargs``, and its resolved type hints.
+    ``**kwargs: Unpack[SomeTypedDict]`` names its keys: they count as named parameters."""
     try:
         params = inspect.signature(func).parameters
     except (TypeError, ValueError):
@@ -79,7 +82,51 @@ def _parameters(target) -> tuple[dict[str, inspect.Parameter], bool, dict]:
     except Exception:  # noqa: BLE001 - unresolvable annotations: no type checks for this target
         hints = {}
     named = {n: p for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and n != "self"}
-    return named, any(p.kind == p.VAR_KEYWORD for p in params.values()), hints
+    open_kwargs = False
+    for name, param in params.items():
+        if param.kind != param.VAR_KEYWORD:
+            continue
+        typed = _unpacked_typeddict(hints.get(name))
+        if typed is None:
+            open_kwargs = True
+            continue
+        for key, hint in typing.get_type_hints(typed).items():
+            named[key] = inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, annotation=hint)
+            hints[key] = hint
+    return named, open_kwargs, hints
+
+
+def _unpacked_typeddict(hint):
+    """The TypedDict of a ``**kwargs: Unpack[TypedDict]`` annotation, else None."""
+    if typing.get_origin(hint) is typing.Unpack and typing.is_typeddict(typing.get_args(hint)[0]):
+        return typing.get_args(hint)[0]
+    return None
+
+
+def _parameters(target) -> tuple[dict[str, inspect.Parameter], bool, dict]:
+    """Named parameters of a callable, whether it takes **kwargs, and its resolved type hints.
+
+    A class of this project whose ``__init__`` takes ``**kwargs`` forwards them to its base class (DEVELOPING.md
+    "Configs"): the base classes' ``__init__`` parameters are followed up the MRO until one without
+    ``**kwargs``, so ``SdfDataModule(samples_per_scene, ..., **shared)`` accepts exactly its own parameters plus
+    ``ShapeDataModule``'s. Other libraries' ``**kwargs`` accept anything (they may go anywhere)."""
+    if not inspect.isclass(target):
+        return _callable_parameters(target)
+    named: dict[str, inspect.Parameter] = {}
+    hints: dict = {}
+    for cls in target.__mro__:
+        if "__init__" not in vars(cls):
+            continue
+        if f"{cls.__module__}.{cls.__qualname__}" in KWARGS_FREE_BASES:
+            return named, False, hints
+        params, open_kwargs, cls_hints = _callable_parameters(vars(cls)["__init__"])
+        named = {**params, **named}
+        hints = {**cls_hints, **hints}
+        if not open_kwargs:
+            return named, False, hints
+        if not cls.__module__.startswith("shapelab."):
+            return named, True, hints
+    return named, True, hints
 
 
 def _fits(value, annotation) -> bool:
@@ -133,8 +180,13 @@ def check_targets(node, key: str = "") -> None:
 
 
 def _check_target_node(node: DictConfig, target_path: str, key: str) -> None:
-    target = locate_target(target_path, key or "<root>")
-    params, takes_kwargs, hints = _parameters(target)
+    params, takes_kwargs, hints = _parameters(locate_target(target_path, key or "<root>"))
+    _check_keys(node, params, takes_kwargs, hints, target_path, key)
+
+
+def _check_keys(node: DictConfig, params: dict, takes_kwargs: bool, hints: dict, owner: str, key: str) -> None:
+    """Every key of ``node`` must be one of ``params`` (unless ``takes_kwargs``) and every plain value must fit
+    its annotation; a plain dict whose parameter is annotated with a TypedDict is checked against its keys."""
     for child in node:
         if child in HYDRA_SPECIAL_KEYS:
             continue
@@ -143,19 +195,30 @@ def _check_target_node(node: DictConfig, target_path: str, key: str) -> None:
             if takes_kwargs:
                 continue
             raise ShapelabError(
-                f"config key '{where}' is not a parameter of {target_path}{_suggest(str(child), params)}; remove or rename it"
+                f"config key '{where}' is not a parameter of {owner}{_suggest(str(child), params)}; remove or rename it"
             )
         if node._get_node(child)._is_interpolation():
             continue  # checked where the value is written (or a run-time value such as ${hydra:runtime.output_dir})
         value = node[child]
+        annotation = hints.get(child, params[child].annotation)
+        typed = _typeddict(annotation)
+        if isinstance(value, DictConfig) and typed is not None and "_target_" not in value:
+            fields = typing.get_type_hints(typed)
+            named = {name: inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in fields}
+            _check_keys(value, named, False, fields, f"{typed.__module__}.{typed.__qualname__}", where)
         if isinstance(value, (DictConfig, ListConfig)) or node.get("_partial_"):
             continue
-        annotation = hints.get(child, params[child].annotation)
         if not isinstance(annotation, str) and not _fits(value, annotation):
             raise ShapelabError(
                 f"config key '{where}'={value!r} is not a valid {_describe(annotation)} "
-                f"(parameter of {target_path}); fix the value"
+                f"(parameter of {owner}); fix the value"
             )
+
+
+def _typeddict(annotation):
+    """The TypedDict an annotation names (alone or in a union such as ``Options | None``), else None."""
+    candidates = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else (annotation,)
+    return next((arg for arg in candidates if typing.is_typeddict(arg)), None)
 
 
 def check_top_level(cfg: DictConfig, allowed: Iterable[str]) -> None:
@@ -254,3 +317,44 @@ def validate(cfg: DictConfig, config_name: str) -> None:
         if "hydra" not in message.lower():
             raise ShapelabError(f"config interpolation failed: {message}") from None
     check_targets(cfg)
+
+
+def compose_group(option: str, overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:
+    """The node of one config group option (``"loss/drwr"``, ``"model/encoder/resnet18"``, ``"data/synthetic"``)
+    as ``conf/<config_name>.yaml`` composes it with ``<group>=<option>`` and Hydra ``overrides``, interpolations
+    resolved: the values the YAML sets, for code (tests, benches) that builds an object without a run."""
+    return OmegaConf.create(_composed_group(option, tuple(overrides), config_name))
+
+
+@functools.lru_cache(maxsize=64)
+def _composed_group(option: str, overrides: tuple[str, ...], config_name: str) -> dict:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import ConfigCompositionException
+
+    from shapelab import resolvers
+
+    group, _, name = option.rpartition("/")
+    if not group:
+        raise ShapelabError(f"'{option}': name a group option as <group>/<option>, e.g. loss/drwr")
+    resolvers.register()
+    GlobalHydra.instance().clear()
+    conf_dir = str(importlib.resources.files("shapelab.conf"))
+    try:
+        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+            try:
+                cfg = compose(config_name=config_name, overrides=[f"{group}={name}", *overrides])
+            except ConfigCompositionException:  # a group the defaults list does not hold (e.g. model/encoder)
+                cfg = compose(config_name=config_name, overrides=[f"+{group}={name}", *overrides])
+    finally:
+        GlobalHydra.instance().clear()
+    return OmegaConf.to_container(OmegaConf.select(cfg, group.replace("/", ".")), resolve=True)
+
+
+def instantiate_group(option: str, *overrides: str, **kwargs):
+    """Instantiate a config group option with the values its YAML sets (``compose_group``), e.g.
+    ``instantiate_group("loss/drwr", repulsion_weight=0.0)``: ``kwargs`` replace parameters (nested dicts merge),
+    ``overrides`` are Hydra overrides of the whole config (``"model=occnet"``)."""
+    import hydra.utils
+
+    return hydra.utils.instantiate(compose_group(option, overrides), **kwargs)

@@ -70,6 +70,11 @@ def test_launchers_compose(launcher, compose_cfg):
 @pytest.mark.parametrize(("overrides", "key"), [
     (["+model.decoder.hiden_dim=3"], r"model.decoder.hiden_dim'.*did you mean 'hidden_dim'"),
     (["+data.batch_sise=8"], r"data.batch_sise'.*did you mean 'batch_size'"),
+    (["+data.build.sdf_sampels=8"], r"data.build.sdf_sampels'.*did you mean 'sdf_samples'"),  # preprocess options
+    (["+data.build.shapes_per_categroy=8"], r"data.build.shapes_per_categroy'.*did you mean 'shapes_per_category'"),
+    (["data=synthetic_occ", "+data.img_foldr=x"], r"data.img_foldr'.*did you mean 'img_folder'"),  # via **shared
+    (["data=synthetic_views", "+data.num_view=3"], r"data.num_view'.*did you mean 'num_views'"),
+    (["data=colmap_views", "data.captures=[x]", "+data.eval_batch_sise=1"], r"data.eval_batch_sise'"),
     (["+loss.clamb=0.1"], r"loss.clamb'.*did you mean 'clamp'"),
     (["experiment=capnet", "+renderer.sigma_sqq=1"], r"renderer.sigma_sqq'"),
     (["experiment=occnet_svr", "+model.encoder.weights_pth=x"], r"model.encoder.weights_pth'"),

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 
 import hydra
 import numpy as np
 import pytest
 import torch
+from shapelab.datamodules import common
 from shapelab.datamodules.sdf import SdfDataModule, sample_half_pos_half_neg
 
 from shapelab.errors import ShapelabError
@@ -162,9 +161,7 @@ def test_bad_split_files_and_categories_fail_naming_the_file(deepsdf_data):
 
 def test_prepare_data_builds_only_when_asked(deepsdf_data, monkeypatch):
     calls = []
-    fake = types.ModuleType("shapelab.datamodules.synthetic")
-    fake.ensure_synthetic_dataset = lambda data_dir, **kwargs: calls.append((data_dir, kwargs))
-    monkeypatch.setitem(sys.modules, "shapelab.datamodules.synthetic", fake)
+    monkeypatch.setattr(common, "ensure_synthetic_dataset", lambda data_dir, **kwargs: calls.append((data_dir, kwargs)))
     make(deepsdf_data).prepare_data()
     assert calls == []
     make(deepsdf_data, build={"shapes_per_category": 6, "splits": [4, 1, 1]}).prepare_data()

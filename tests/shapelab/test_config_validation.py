@@ -1,4 +1,6 @@
 """Misspelt config keys fail at start-up with the key named."""
+import re
+
 import pytest
 from omegaconf import OmegaConf
 
@@ -61,3 +63,44 @@ def test_untrusted_target_in_a_saved_run_config_is_refused(compose_cfg, tmp_path
     nested = OmegaConf.create({"model": {"loss": [{"_target_": "${oc.env:TARGET}"}]}})
     with pytest.raises(ShapelabError, match=r"model.loss\[0\]._target_"):
         check_trusted_targets(nested, "x")
+
+
+def test_every_project_target_in_conf_has_a_closed_set_of_keys():
+    """No `_target_` of ours accepts an unchecked key: `**shared` is followed up to an explicit base signature
+    and `**options: Unpack[TypedDict]` names its keys (shapelab/config.py `_parameters`)."""
+    from shapelab.config import _parameters, locate_target
+    from tests.conftest import REPO_ROOT
+
+    targets = set()
+    for path in (REPO_ROOT / "conf").rglob("*.yaml"):
+        targets |= set(re.findall(r"_target_:\s*(shapelab\.[\w.]+)", path.read_text()))
+    assert "shapelab.datamodules.sdf.SdfDataModule" in targets
+    open_targets = [target for target in sorted(targets) if _parameters(locate_target(target, "x"))[1]]
+    assert not open_targets, f"these targets accept any key: {open_targets}"
+
+
+def test_datamodule_keys_are_its_own_plus_the_base_signature():
+    import inspect
+
+    from shapelab.datamodules.common import ShapeDataModule
+    from shapelab.datamodules.occupancy import OccupancyDataModule
+
+    from shapelab.config import _parameters
+
+    base = set(inspect.signature(ShapeDataModule.__init__).parameters) - {"self"}
+    keys, takes_kwargs, hints = _parameters(OccupancyDataModule)
+    assert not takes_kwargs and base < set(keys) and {"img_folder", "input_type", "train_points"} < set(keys)
+    assert "shared" not in keys and hints["batch_size"] is int
+
+
+def test_typed_kwargs_and_typed_dict_settings_are_checked():
+    """`**preprocess_options: Unpack[PreprocessOptions]` names the preprocess options; a dict parameter annotated
+    with a TypedDict (`data.build: SyntheticBuild`) has its keys and values checked."""
+    ok = {"_target_": "shapelab.datamodules.synthetic.ensure_synthetic_dataset", "data_dir": "x", "sdf_samples": 10}
+    check_targets(OmegaConf.create({"build": ok}))
+    with pytest.raises(ShapelabError, match=r"'build.sdf_sampels'.*did you mean 'sdf_samples'"):
+        check_targets(OmegaConf.create({"build": {**ok, "sdf_sampels": 10}}))
+    data = {"_target_": "shapelab.datamodules.sdf.SdfDataModule", "data_dir": "x", "build": {"seed": 0}}
+    check_targets(OmegaConf.create({"data": data}))
+    with pytest.raises(ShapelabError, match=r"'data.build.voxel_resolution'=1.5 is not a valid int"):
+        check_targets(OmegaConf.create({"data": {**data, "build": {"voxel_resolution": 1.5}}}))

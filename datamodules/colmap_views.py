@@ -104,10 +104,10 @@ class ColmapViewsDataModule(ShapeDataModule):
         categories: accepted and unused (captures have no categories; experiment category groups set it).
     """
 
-    def __init__(self, captures: Sequence[str], *, num_views: int = 5, image_size: int | None = 64, mask_size: int = 64,
-                 gt_points: int = 1024, masks_dir: str | None = None, cameras_file: str = "cameras.npz",
-                 eval_input_views: int | None = None, **shared):
-        super().__init__(".", dataset_name="colmap_views", **shared)
+    def __init__(self, captures: Sequence[str], *, num_views: int, image_size: int | None, mask_size: int,
+                 gt_points: int, masks_dir: str | None, cameras_file: str, eval_input_views: int | None, **shared):
+        super().__init__(".", dataset_name="colmap_views", build=None, train_split="train", val_split="val",
+                         test_split="test", validate=True, deepsdf_dir=None, occnet_dir=None, **shared)
         if not captures:
             raise ShapelabError("data.captures is empty; give the SfM output folders, e.g. data.captures=[out/sfm]")
         if masks_dir is not None and len(captures) != 1:

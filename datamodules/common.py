@@ -127,19 +127,19 @@ class ShapeDataModule(pl.LightningDataModule):
         self,
         data_dir: str | Path,
         *,
-        dataset_name: str = "synthetic",
-        build: SyntheticBuild | None = None,
-        batch_size: int = 16,
-        eval_batch_size: int = 1,
-        num_workers: int = 0,
-        train_split: str | None = "train",
-        val_split: str | None = "val",
-        test_split: str | None = "test",
-        categories: Sequence[str] | None = None,
-        seed: int = 0,
-        validate: bool = True,
-        deepsdf_dir: str | Path | None = None,
-        occnet_dir: str | Path | None = None,
+        dataset_name: str,
+        build: SyntheticBuild | None,
+        batch_size: int,
+        eval_batch_size: int,
+        num_workers: int,
+        train_split: str | None,
+        val_split: str | None,
+        test_split: str | None,
+        categories: Sequence[str] | None,
+        seed: int,
+        validate: bool,
+        deepsdf_dir: str | Path | None,
+        occnet_dir: str | Path | None,
     ):
         super().__init__()
         self.data_dir = Path(data_dir)
@@ -232,7 +232,7 @@ class OccnetLayoutDataModule(ShapeDataModule):
 
     dataset_class: type[OccnetLayoutDataset]
 
-    def __init__(self, data_dir: str | Path, *, img_folder: str = "img_choy2016", **shared):
+    def __init__(self, data_dir: str | Path, *, img_folder: str, **shared):
         super().__init__(data_dir, **shared)
         self.img_folder = img_folder
 

@@ -94,9 +94,9 @@ class SdfDataModule(ShapeDataModule):
         self,
         data_dir: str | Path,
         *,
-        samples_per_scene: int = 16384,
-        eval_samples: int | None = 16384,
-        preload: bool = False,
+        samples_per_scene: int,
+        eval_samples: int | None,
+        preload: bool,
         **shared,
     ):
         super().__init__(data_dir, **shared)

@@ -320,10 +320,13 @@ def validate(cfg: DictConfig, config_name: str) -> None:
 
 
 def compose_group(option: str, overrides: Sequence[str] = (), config_name: str = "train") -> DictConfig:
-    """The node of one config group option (``"loss/drwr"``, ``"model/encoder/resnet18"``, ``"data/synthetic"``)
-    as ``conf/<config_name>.yaml`` composes it with ``<group>=<option>`` and Hydra ``overrides``, interpolations
-    resolved: the values the YAML sets, for code (tests, benches) that builds an object without a run."""
-    return OmegaConf.create(_composed_group(option, tuple(overrides), config_name))
+    """The node of one config group option (``"loss/drwr"``, ``"model/encoder/resnet18"``; a node inside it after a
+    dot: ``"stage/meshsdf.loss"``) as ``conf/<config_name>.yaml`` composes it with ``<group>=<option>`` and Hydra
+    ``overrides``, interpolations resolved: the values the YAML sets, for code (tests, benches) that builds an
+    object outside a run."""
+    path, _, inner = option.partition(".")
+    node = OmegaConf.create(_composed_group(path, tuple(overrides), config_name))
+    return OmegaConf.select(node, inner) if inner else node
 
 
 @functools.lru_cache(maxsize=64)
@@ -352,9 +355,16 @@ def _composed_group(option: str, overrides: tuple[str, ...], config_name: str) -
 
 
 def instantiate_group(option: str, *overrides: str, **kwargs):
-    """Instantiate a config group option with the values its YAML sets (``compose_group``), e.g.
+    """Build the object of a config group option with the values its YAML sets (``compose_group``), e.g.
     ``instantiate_group("loss/drwr", repulsion_weight=0.0)``: ``kwargs`` replace parameters (nested dicts merge),
-    ``overrides`` are Hydra overrides of the whole config (``"model=occnet"``)."""
+    ``overrides`` are Hydra overrides of the whole config (``"model=occnet"``). An error raised by the target
+    comes out as itself (not wrapped in Hydra's InstantiationException)."""
     import hydra.utils
+    from hydra.errors import InstantiationException
 
-    return hydra.utils.instantiate(compose_group(option, overrides), **kwargs)
+    try:
+        return hydra.utils.instantiate(compose_group(option, overrides), **kwargs)
+    except InstantiationException as exc:
+        if exc.__cause__ is None:
+            raise
+        raise exc.__cause__ from None

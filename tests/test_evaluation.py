@@ -23,6 +23,7 @@ from shapelab.models.base import Reconstruction, ShapeModel
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from shapelab.checkpoints import load_weights
+from shapelab.config import instantiate_group
 from shapelab.errors import ShapelabError
 from shapelab.evaluation import evaluate_model, evaluate_predictions
 from shapelab.evaluation.ground_truth import ShapeGroundTruth
@@ -43,7 +44,8 @@ def sphere_points(radius: float, count: int, seed: int) -> tuple[np.ndarray, np.
 
 def occnet_datamodule(data_dir: Path) -> OccupancyDataModule:
     """The real OccNet datamodule on dataset "tiny": its split lists, loaders (batch 1) and roots."""
-    return OccupancyDataModule(data_dir, dataset_name="tiny", input_type="pointcloud", train_split=None, val_split=None)
+    return instantiate_group("data/synthetic_occ", data_dir=data_dir, build=None, dataset_name="tiny",
+                             input_type="pointcloud", eval_batch_size=1, train_split=None, val_split=None)
 
 
 class SphereModel(ShapeModel):

@@ -10,9 +10,9 @@ import pytest
 import trimesh
 from omegaconf import OmegaConf
 from shapelab.datamodules.formats import occnet as occnet_format
-from shapelab.datamodules.occupancy import OccupancyDataModule
 from shapelab.geometry.axes import y_rotation
 
+from shapelab.config import instantiate_group
 from shapelab.errors import ShapelabError
 from shapelab.evaluation import evaluate_predictions
 from shapelab.evaluation.reconstruct import load_prediction
@@ -46,7 +46,8 @@ def test_pred_dir_in_turned_axes_gets_one_warning_naming_the_fix(tmp_path, caplo
             box.vertices = box.vertices @ y_rotation(degrees).T
             (tmp_path / name / "c").mkdir(parents=True, exist_ok=True)
             box.export(tmp_path / name / "c" / f"{model_id}.ply")
-    datamodule = OccupancyDataModule(tmp_path / "data", dataset_name="tiny", input_type="pointcloud", train_split=None, val_split=None)
+    datamodule = instantiate_group("data/synthetic_occ", data_dir=tmp_path / "data", build=None, dataset_name="tiny",
+                                   input_type="pointcloud", eval_batch_size=1, train_split=None, val_split=None)
     with caplog.at_level(logging.WARNING, logger="shapelab.evaluation"):
         evaluate_predictions(tmp_path / "same", "occnet", datamodule, cfg, tmp_path / "eval_same")
     assert "about y" not in caplog.text

@@ -15,14 +15,15 @@ from shapelab.datamodules.multiview import MultiViewDataModule, background_dista
 from shapelab.geometry.farthest_points import capnet_reference_points, farthest_point_sampling
 from shapelab.renderers.cameras import project
 
+from shapelab.config import instantiate_group
 from shapelab.errors import ShapelabError
 from tests.datamodules.conftest import IMAGE_SIDE, LOC, NUM_VIEWS, SCALE, corrupt
 
 
 def make(data_dir, **kwargs) -> MultiViewDataModule:
-    options = {"dataset_name": "tiny", "batch_size": 2, "eval_batch_size": 2, "image_size": None,
+    options = {"dataset_name": "tiny", "build": None, "batch_size": 2, "eval_batch_size": 2, "image_size": None,
                "mask_size": IMAGE_SIDE, "surface_points": 512, "gt_points": 64, "seed": 0}
-    return MultiViewDataModule(data_dir, **{**options, **kwargs})
+    return instantiate_group("data/synthetic_views", data_dir=data_dir, **{**options, **kwargs})
 
 
 def view_dir(data_dir, model_id):
@@ -175,7 +176,8 @@ def test_too_few_views_or_cameras_fail_clearly(occnet_data):
 
 def test_real_shapenet_renderings_masks_and_cameras_agree(shared_data):
     root = shared_data / "shapenet_sample" / "ShapeNet"
-    datamodule = MultiViewDataModule("unused", occnet_dir=root, test_split="*", eval_batch_size=2, gt_points=256)
+    datamodule = instantiate_group("data/synthetic_views", data_dir="unused", build=None, occnet_dir=root,
+                                   test_split="*", eval_batch_size=2, gt_points=256)
     datamodule.setup("test")
     batch = next(iter(datamodule.test_dataloader()))
     assert sorted(batch["synset"]) == ["02828884", "04379243"]

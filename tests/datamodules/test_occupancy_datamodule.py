@@ -7,6 +7,7 @@ import pytest
 import torch
 from shapelab.datamodules.occupancy import OccupancyDataModule
 
+from shapelab.config import instantiate_group
 from shapelab.errors import ShapelabError
 from tests.datamodules.conftest import NUM_VIEWS, corrupt, write_occnet_shape
 
@@ -14,8 +15,9 @@ INPUT_SHAPES = {"image": (3, 32, 32), "pointcloud": (300, 3), "voxels": (32, 32,
 
 
 def make(data_dir, **kwargs) -> OccupancyDataModule:
-    options = {"dataset_name": "tiny", "batch_size": 2, "eval_batch_size": 1, "img_size": 32, "seed": 1}
-    return OccupancyDataModule(data_dir, **{**options, **kwargs})
+    options = {"dataset_name": "tiny", "build": None, "input_type": "image", "batch_size": 2, "eval_batch_size": 1,
+               "img_size": 32, "seed": 1}
+    return instantiate_group("data/synthetic_occ", data_dir=data_dir, **{**options, **kwargs})
 
 
 def shape_dir(data_dir, model_id):
@@ -151,7 +153,7 @@ def test_uneven_point_counts_need_eval_points(occnet_data):
 
 def test_real_shapenet_without_points_npz_gives_a_clear_error(shared_data):
     root = shared_data / "shapenet_sample" / "ShapeNet"
-    datamodule = OccupancyDataModule("unused", occnet_dir=root, train_split="*", val_split="*")
+    datamodule = make("unused", occnet_dir=root, train_split="*", val_split="*")
     with pytest.raises(ShapelabError, match="points.npz") as error:
         datamodule.setup("fit")
     assert str(root) in str(error.value) and "preprocess.py" in str(error.value)

@@ -10,13 +10,15 @@ import torch
 from shapelab.datamodules import common
 from shapelab.datamodules.sdf import SdfDataModule, sample_half_pos_half_neg
 
+from shapelab.config import instantiate_group
 from shapelab.errors import ShapelabError
 from tests.datamodules.conftest import corrupt, write_sdf_file
 
 
 def make(data_dir, **kwargs) -> SdfDataModule:
-    options = {"dataset_name": "tiny", "batch_size": 2, "samples_per_scene": 64, "eval_samples": 40, "seed": 3}
-    return SdfDataModule(data_dir, **{**options, **kwargs})
+    options = {"dataset_name": "tiny", "build": None, "batch_size": 2, "eval_batch_size": 1, "samples_per_scene": 64,
+               "eval_samples": 40, "preload": False, "seed": 3}
+    return instantiate_group("data/synthetic", data_dir=data_dir, **{**options, **kwargs})
 
 
 def sample_file(data_dir, synset, model_id):

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from shapelab.renderers.cameras import project
 
+from shapelab.config import instantiate_group
 from shapelab.errors import ShapelabError
 from tests.conftest import REPO_ROOT
 
@@ -95,14 +96,17 @@ def test_object_frame_and_cameras_npz_fit_the_masks(reconstruction):
     assert np.mean(hits) > 0.95
 
 
+def colmap_views(captures: list[str], **settings):
+    """data=colmap_views with its YAML values, ``settings`` replaced."""
+    return instantiate_group("data/colmap_views", captures=captures, **settings)
+
+
 @pytest.mark.slow
 def test_colmap_views_batches_feed_the_multiview_models(reconstruction, capture):
-    from shapelab.datamodules.colmap_views import ColmapViewsDataModule
-
     out, _ = reconstruction
     shutil.copy(capture / "pointcloud.npz", out / "pointcloud.npz")  # true points, shape frame (not the SfM frame)
     (out / "pointcloud.npz").unlink()  # the sparse points are the fallback
-    datamodule = ColmapViewsDataModule([str(out)], num_views=4, image_size=32, mask_size=32, gt_points=64)
+    datamodule = colmap_views([str(out)], num_views=4, image_size=32, mask_size=32, gt_points=64)
     datamodule.setup("fit")
     batch = next(iter(datamodule.train_dataloader()))
     expected = {"image": (1, 3, 32, 32), "masks": (1, 4, 32, 32), "dist": (1, 4, 32, 32), "K": (1, 4, 3, 3),
@@ -116,25 +120,21 @@ def test_colmap_views_batches_feed_the_multiview_models(reconstruction, capture)
 
 
 def test_missing_masks_is_a_clear_error(tmp_path, capture):
-    from shapelab.datamodules.colmap_views import ColmapViewsDataModule
     from shapelab.sfm.cameras_file import write_capture_cameras
 
     cameras = read_capture_cameras(capture / "cameras_true.npz")
     cameras.mask_dir = None
     write_capture_cameras(tmp_path / "cameras.npz", cameras)
     with pytest.raises(ShapelabError, match="no masks; re-run sfm.py with masks_dir"):
-        ColmapViewsDataModule([str(tmp_path)]).setup("fit")
-    datamodule = ColmapViewsDataModule([str(tmp_path)], masks_dir=str(tmp_path / "nowhere"))
+        colmap_views([str(tmp_path)]).setup("fit")
+    datamodule = colmap_views([str(tmp_path)], masks_dir=str(tmp_path / "nowhere"))
     with pytest.raises(ShapelabError, match="000.png: mask not found"):
         datamodule.setup("fit")
 
 
 def test_true_cameras_feed_colmap_views(capture):
     """A built-in capture's true cameras read as a capture (cameras_file=cameras_true.npz), true points given."""
-    from shapelab.datamodules.colmap_views import ColmapViewsDataModule
-
-    datamodule = ColmapViewsDataModule([str(capture)], cameras_file="cameras_true.npz", num_views=3, mask_size=64,
-                                       gt_points=256)
+    datamodule = colmap_views([str(capture)], cameras_file="cameras_true.npz", num_views=3, mask_size=64, gt_points=256)
     datamodule.setup("fit")
     item = datamodule.dataset("val")[0]
     uv = project(item["points_gt"].double(), item["K"].double(), item["Rt"].double()).floor().long().clamp(0, 63)

@@ -29,14 +29,13 @@ from shapelab.geometry.inside import occupancy, signed_distance
 from shapelab.geometry.normalisation import deepsdf_normalisation
 from shapelab.geometry.sampling import deepsdf_query_points, sample_surface
 from shapelab.losses.deepsdf import clamped_l1
-from shapelab.losses.meshsdf import MeshSDFLoss
 from shapelab.models.base import Reconstruction
 from shapelab.models.latent_optimisation import LatentFitSchedule
 from shapelab.models.networks.deepsdf_decoder import DeepSDFDecoder
-from shapelab.renderers.soft_silhouette import SoftSilhouette
 from shapelab.stages.meshsdf import MeshSDFStage, RefineSchedule, ShapeTarget
 from torch import nn
 
+from shapelab.config import instantiate_group
 from shapelab.evaluation.ground_truth import ShapeGroundTruth
 from shapelab.evaluation.scoring import ScoringSettings, score_shape
 
@@ -108,9 +107,7 @@ def main() -> None:
         stage = MeshSDFStage(
             checkpoint=None,
             task=task,
-            loss=MeshSDFLoss(chamfer_weight=1.0, silhouette_weight=1.0, latent_weight=1e-4, num_samples=3000,
-                             renderer=SoftSilhouette(sigma=1.0, cull_backfaces=True,
-                                                     aggregation="nearest_outside")),
+            loss=instantiate_group("stage/meshsdf.loss"),
             baseline=LatentFitSchedule(num_iterations=40 if quick else 300, num_samples=4000),
             refine=RefineSchedule(iterations=6 if quick else 30, lr=5e-3,
                                   resolution=24 if quick else 48),

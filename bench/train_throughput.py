@@ -31,7 +31,8 @@ from hydra.utils import instantiate
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from shapelab.losses.deepsdf import DeepSDFLoss
+
+from shapelab.config import instantiate_group
 
 VARIANTS = {  # name: decoder overrides
     "as configured": {},
@@ -64,7 +65,7 @@ def step_rate(decoder_cfg, overrides: dict, scenes: int, samples: int, steps: in
     torch.manual_seed(0)
     decoder = instantiate(decoder_cfg, **overrides)
     codes = torch.nn.Embedding(max(64, scenes), decoder.latent_size)
-    loss_fn = DeepSDFLoss()
+    loss_fn = instantiate_group("loss/sdf_clamped_l1")
     optimiser = torch.optim.Adam([{"params": decoder.parameters()}, {"params": codes.parameters()}], lr=1e-4)
     index = torch.arange(scenes)
     xyz, sdf = torch.rand(scenes, samples, 3) * 2 - 1, torch.randn(scenes, samples) * 0.05

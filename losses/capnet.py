@@ -121,8 +121,7 @@ class CapnetProjectionLoss(nn.Module):
     renderer_outputs = ("mask",)
     batch_format = "multiview"  # DEVELOPING.md "Batches"; train.py matches it with the model's
 
-    def __init__(self, affinity_weight: float = 1e-4, pred_threshold: float = 0.5, support_weight: float = 9.0,
-                 reduction: str = "mean"):
+    def __init__(self, affinity_weight: float, pred_threshold: float, support_weight: float, reduction: str):
         super().__init__()
         if reduction not in ("mean", "sum"):
             raise ShapelabError(f"loss.reduction={reduction!r}: use 'mean' (released code) or 'sum' (paper Eq. 4-5)")

@@ -83,7 +83,7 @@ class DeepSDFLoss(nn.Module):
 
     batch_format = "sdf"  # DEVELOPING.md "Batches"; train.py matches it with the model's
 
-    def __init__(self, clamp: float = 0.1, latent_reg_weight: float = 1e-4, latent_reg_warmup_epochs: int = 100):
+    def __init__(self, clamp: float, latent_reg_weight: float, latent_reg_warmup_epochs: int):
         super().__init__()
         if clamp <= 0:
             raise ValueError(f"loss.clamp must be > 0, got {clamp}")

@@ -13,7 +13,7 @@ silhouette directly, never rasterised:
 - Total: L = Σ_views (L_U + w_P L_P), averaged over the batch. DRWR's code weighs the repulsion by 3
   against its own D (at 64 px: a 0.14 step at the border, then 1/90.5 per pixel) and its own kernel.
   With this D and kernel, w_P = 3 pushes most points out of the silhouettes (5 % inside every view on
-  the built-in chairs: ~635 silhouette pixels for 1024 points), so the default is w_P = 0.1, chosen by
+  the built-in chairs: ~635 silhouette pixels for 1024 points), so conf/loss/drwr.yaml sets w_P = 0.1, chosen by
   measurement (bench/RESULTS.md, pointcloud_quality).
 
 The paper fixes the structure (unary on a silhouette distance image, repulsion only between points
@@ -149,7 +149,7 @@ class DrwrLoss(nn.Module):
     renderer_outputs = ("uv",)
     batch_format = "multiview"  # DEVELOPING.md "Batches"; train.py matches it with the model's
 
-    def __init__(self, repulsion_weight: float = 0.1, decay_px: float = 1.0, bandwidth_px: float = 1.0):
+    def __init__(self, repulsion_weight: float, decay_px: float, bandwidth_px: float):
         super().__init__()
         self.repulsion_weight = repulsion_weight
         self.decay_px = decay_px

@@ -104,8 +104,8 @@ class DrwrOriginalLoss(nn.Module):
 
     renderer_outputs = ("uv",)
 
-    def __init__(self, repulsion_weight: float = 3.0, unary_weight: float = 1.0, grid: int = 32,
-                 render_size: int = 128, rings: int = 5, ring_bias: float = 3.5, bandwidth_sq: float = 5.0):
+    def __init__(self, repulsion_weight: float, unary_weight: float, grid: int, render_size: int, rings: int,
+                 ring_bias: float, bandwidth_sq: float):
         super().__init__()
         self.repulsion_weight, self.unary_weight = repulsion_weight, unary_weight
         self.grid, self.render_size, self.rings = grid, render_size, rings

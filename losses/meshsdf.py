@@ -48,8 +48,8 @@ class MeshSDFLoss(nn.Module):
             (renderers/soft_silhouette.SoftSilhouette).
     """
 
-    def __init__(self, chamfer_weight: float = 1.0, silhouette_weight: float = 1.0, latent_weight: float = 1e-4,
-                 num_samples: int = 5000, renderer: nn.Module | None = None):
+    def __init__(self, chamfer_weight: float, silhouette_weight: float, latent_weight: float, num_samples: int,
+                 renderer: nn.Module | None):
         super().__init__()
         self.chamfer_weight, self.silhouette_weight, self.latent_weight = chamfer_weight, silhouette_weight, latent_weight
         self.num_samples = num_samples

@@ -74,7 +74,7 @@ class OccupancyLoss(nn.Module):
 
     batch_format = "occupancy"  # DEVELOPING.md "Batches"; train.py matches it with the model's
 
-    def __init__(self, kl_weight: float = 1.0):
+    def __init__(self, kl_weight: float):
         super().__init__()
         self.kl_weight = kl_weight
 

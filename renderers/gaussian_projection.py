@@ -44,7 +44,7 @@ class GaussianProjection(nn.Module):
 
     outputs = ("uv", "depth", "mask")
 
-    def __init__(self, sigma_sq: float = 0.5):
+    def __init__(self, sigma_sq: float):
         super().__init__()
         self.sigma_sq = sigma_sq
 

@@ -137,8 +137,7 @@ def soft_silhouette(
 class SoftSilhouette(nn.Module):
     """Renderer config ``renderer=soft_silhouette``: ``forward(vertices, faces, K, Rt, image_size) -> (V, H, W)``."""
 
-    def __init__(self, sigma: float = 1.0, max_pairs: int = 1 << 21, cull_backfaces: bool = False,
-                 aggregation: str = "softras"):
+    def __init__(self, *, sigma: float, max_pairs: int = 1 << 21, cull_backfaces: bool, aggregation: str):
         super().__init__()
         self.sigma, self.max_pairs, self.cull_backfaces, self.aggregation = sigma, max_pairs, cull_backfaces, aggregation
 

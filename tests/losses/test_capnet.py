@@ -8,7 +8,6 @@ import pytest
 import torch
 from scipy import ndimage
 from shapelab.losses.capnet import (
-    CapnetProjectionLoss,
     capnet_affinity,
     capnet_bce,
     soft_support_distance,
@@ -16,6 +15,7 @@ from shapelab.losses.capnet import (
 )
 from shapelab.renderers.gaussian_projection import GaussianProjection, gaussian_splat
 
+from shapelab.config import instantiate_group
 from shapelab.errors import ShapelabError
 from tests.torch_threads import single_thread  # noqa: F401  (autouse: one torch thread)
 
@@ -116,8 +116,8 @@ def test_loss_total_adds_the_weighted_affinity_and_reductions_match_the_code_and
     gt, uv, dist = half_covered_rectangle()
     batch = {"masks": gt.expand(2, 3, 32, 32), "dist": dist.expand(2, 3, 32, 32)}
     rendered = {"mask": gaussian_splat(uv, 32, 32).expand(2, 3, 32, 32)}
-    mean = CapnetProjectionLoss(affinity_weight=1e-2, reduction="mean")(None, rendered, batch)
-    summed = CapnetProjectionLoss(affinity_weight=1e-2, reduction="sum")(None, rendered, batch)
+    mean = instantiate_group("loss/capnet_projection", affinity_weight=1e-2, reduction="mean")(None, rendered, batch)
+    summed = instantiate_group("loss/capnet_projection", affinity_weight=1e-2, reduction="sum")(None, rendered, batch)
     per_view = capnet_affinity(rendered["mask"][0, 0], gt, dist)
     assert mean["affinity"].item() == pytest.approx(per_view.item() / 32**2, rel=1e-12)  # pixel mean, views averaged
     assert summed["affinity"].item() == pytest.approx(3 * per_view.item(), rel=1e-12)  # pixel sum, views summed
@@ -126,7 +126,7 @@ def test_loss_total_adds_the_weighted_affinity_and_reductions_match_the_code_and
         assert terms["affinity"].item() > 0
         assert terms["loss"].item() == pytest.approx(terms["bce"].item() + 1e-2 * terms["affinity"].item(), rel=1e-12)
     with pytest.raises(ShapelabError, match="loss.reduction"):
-        CapnetProjectionLoss(reduction="median")
+        instantiate_group("loss/capnet_projection", reduction="median")
 
 
 def test_affinity_uses_distances_not_same_pixel_overlap():
@@ -197,11 +197,11 @@ def test_capnet_loss_fits_a_cloud_to_the_masks():
     from shapelab.metrics.chamfer import chamfer_distance
 
     batch, target = box_views(num_views=4, size=24, generator=torch.Generator().manual_seed(0))
-    loss = CapnetProjectionLoss(affinity_weight=1e-4)
+    loss = instantiate_group("loss/capnet_projection")
     start, fitted = fit_free_cloud(loss, GaussianProjection(sigma_sq=0.5), batch, steps=150, lr=0.01)
     before = chamfer_distance(start, target[None]).item()
     after = chamfer_distance(fitted, target[None]).item()
     print(f'chamfer before {before:.4f} after {after:.4f}')
     assert after < 0.25 * before, (before, after)
-    terms = loss(fitted, GaussianProjection()(fitted, batch["K"], batch["Rt"], (24, 24)), batch)
+    terms = loss(fitted, instantiate_group("renderer/gaussian_projection")(fitted, batch["K"], batch["Rt"], (24, 24)), batch)
     assert set(terms) == {"loss", "bce", "affinity"}

@@ -11,6 +11,8 @@ from shapelab.losses.deepsdf import (
     regularisation_warmup,
 )
 
+from shapelab.config import instantiate_group
+
 
 def clamp_scalar(value: float, delta: float) -> float:
     return min(delta, max(-delta, value))
@@ -90,4 +92,4 @@ def test_latent_fitting_loss_matches_loop_reference():
 
 def test_bad_clamp_is_rejected():
     with pytest.raises(ValueError, match="clamp"):
-        DeepSDFLoss(clamp=0.0)
+        instantiate_group("loss/sdf_clamped_l1", clamp=0.0)

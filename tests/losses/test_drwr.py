@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 from shapelab.losses.drwr import (
-    DrwrLoss,
     crowded,
     drwr_repulsion,
     drwr_unary,
@@ -16,6 +15,7 @@ from shapelab.losses.drwr import (
 )
 from shapelab.renderers.point_projection import PointProjection
 
+from shapelab.config import instantiate_group
 from tests.torch_threads import single_thread  # noqa: F401  (autouse: one torch thread)
 
 
@@ -124,7 +124,7 @@ def test_drwr_loss_fits_a_cloud_to_the_masks():
     from tests.losses.test_capnet import box_views, fit_free_cloud
 
     batch, target = box_views(num_views=4, size=24, generator=torch.Generator().manual_seed(0))
-    start, fitted = fit_free_cloud(DrwrLoss(), PointProjection(), batch, steps=150, lr=0.01, init_std=0.3)
+    start, fitted = fit_free_cloud(instantiate_group("loss/drwr"), PointProjection(), batch, steps=150, lr=0.01, init_std=0.3)
     before = chamfer_distance(start, target[None]).item()
     after = chamfer_distance(fitted, target[None]).item()
     assert after < 0.4 * before, (before, after)
@@ -135,8 +135,8 @@ def test_drwr_repulsion_spreads_points_over_the_silhouettes():
 
     batch, _ = box_views(num_views=4, size=24, generator=torch.Generator().manual_seed(0))
     # a clump inside every silhouette: the unary term alone has nothing to do
-    start, spread = fit_free_cloud(DrwrLoss(), PointProjection(), batch, steps=100, lr=0.01, init_std=0.02)
-    _, unary_only = fit_free_cloud(DrwrLoss(repulsion_weight=0.0), PointProjection(), batch, 100, 0.01, init_std=0.02)
+    start, spread = fit_free_cloud(instantiate_group("loss/drwr"), PointProjection(), batch, steps=100, lr=0.01, init_std=0.02)
+    _, unary_only = fit_free_cloud(instantiate_group("loss/drwr", repulsion_weight=0.0), PointProjection(), batch, 100, 0.01, init_std=0.02)
     coverage = [silhouette_coverage(p, batch) for p in (start, unary_only, spread)]
     uv = PointProjection()(spread, batch["K"], batch["Rt"], None)["uv"]
     inside_every_view = inside_silhouette(uv, batch["masks"]).all(dim=1).double().mean().item()

@@ -8,13 +8,13 @@ import pytest
 import torch
 from scipy import ndimage
 from shapelab.losses.drwr_original import (
-    DrwrOriginalLoss,
     drwr_distance_image,
     drwr_original_repulsion,
     ring_sample,
     subsample_to_grid,
 )
 
+from shapelab.config import instantiate_group
 from shapelab.errors import ShapelabError
 from tests.torch_threads import single_thread  # noqa: F401  (autouse: one torch thread)
 
@@ -92,7 +92,7 @@ def test_total_loss_gradcheck_and_weights():
     batch = views_batch()
     gen = torch.Generator().manual_seed(0)
     uv = (torch.rand(1, 2, 12, 2, generator=gen, dtype=torch.float64) * 50 + 7).requires_grad_()
-    loss = DrwrOriginalLoss()
+    loss = instantiate_group("loss/drwr_original")
     terms = loss(None, {"uv": uv}, batch)
     assert terms["loss"].item() == pytest.approx(terms["unary"].item() + 3 * terms["repulsion"].item(), rel=1e-12)
     assert terms["repulsion"].item() > 0 and terms["unary"].item() > 0
@@ -102,8 +102,8 @@ def test_total_loss_gradcheck_and_weights():
 def test_unary_pulls_outside_points_in_and_repulsion_spreads_inside_points():
     batch = views_batch()
     outside = torch.tensor([[[[60.0, 32.0]], [[60.0, 32.0]]]], dtype=torch.float64, requires_grad=True)
-    DrwrOriginalLoss(repulsion_weight=0.0)(None, {"uv": outside}, batch)["loss"].backward()
+    instantiate_group("loss/drwr_original", repulsion_weight=0.0)(None, {"uv": outside}, batch)["loss"].backward()
     assert (outside.grad[..., 0] > 0).all()  # descent moves u down, toward the squares
     pair = torch.tensor([[[[31.0, 32.0], [33.0, 32.0]]] * 2], dtype=torch.float64, requires_grad=True)
-    DrwrOriginalLoss(unary_weight=0.0)(None, {"uv": pair}, batch)["loss"].backward()
+    instantiate_group("loss/drwr_original", unary_weight=0.0)(None, {"uv": pair}, batch)["loss"].backward()
     assert pair.grad[0, 0, 0, 0] > 0 > pair.grad[0, 0, 1, 0]  # descent pushes the two points apart

@@ -7,6 +7,8 @@ import torch
 from shapelab.losses.occnet import OccupancyLoss, kl_to_standard_normal, mesh_refinement_loss, occupancy_bce
 from torch.autograd import gradcheck
 
+from shapelab.config import instantiate_group
+
 
 def _bce_reference(logits, occ):
     out = []
@@ -83,7 +85,7 @@ def test_losses_gradcheck_float64():
 def test_loss_module_reports_terms_and_weights_the_kl():
     torch.manual_seed(0)
     logits, occ = torch.randn(2, 8), (torch.rand(2, 8) > 0.5).float()
-    plain = OccupancyLoss()(logits, occ)
+    plain = instantiate_group("loss/occupancy_bce")(logits, occ)
     assert set(plain) == {"loss", "bce"}
     torch.testing.assert_close(plain["loss"], occupancy_bce(logits, occ).mean())
     mean, logstd = torch.randn(2, 4), torch.randn(2, 4)

@@ -4,15 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from shapelab.losses.capnet import CapnetProjectionLoss
 from shapelab.losses.chamfer3d import Chamfer3dLoss
-from shapelab.losses.drwr import DrwrLoss
 from shapelab.models.image_to_points import ImageToPoints, point_cloud_picture
 from shapelab.models.networks.encoders import ConvImageEncoder
 from shapelab.models.networks.point_decoder import PointDecoder
-from shapelab.renderers.gaussian_projection import GaussianProjection
 from shapelab.renderers.point_projection import PointProjection
 
+from shapelab.config import instantiate_group
 from shapelab.errors import ShapelabError
 from tests.torch_threads import single_thread  # noqa: F401  (autouse: one torch thread)
 
@@ -65,24 +63,24 @@ def test_forward_reconstruct_and_frame():
     assert np.allclose(recons[0].points, points[0].detach().numpy(), atol=1e-6)
 
 
-@pytest.mark.parametrize("loss, renderer", [
-    (CapnetProjectionLoss(), PointProjection()), (CapnetProjectionLoss(), None), (DrwrLoss(), None),
-])
+@pytest.mark.parametrize("loss, renderer", [("capnet_projection", PointProjection()), ("capnet_projection", None),
+                                            ("drwr", None)])
 def test_loss_without_the_renderer_it_needs_names_the_config_key(loss, renderer):
     with pytest.raises(ShapelabError, match="renderer="):
-        small_model(loss, renderer)
+        small_model(instantiate_group(f"loss/{loss}"), renderer)
 
 
 @pytest.mark.parametrize("loss, renderer, terms, ratio", [
-    (CapnetProjectionLoss(), GaussianProjection(), {"bce", "affinity"}, 0.5),
+    ("capnet_projection", "gaussian_projection", {"bce", "affinity"}, 0.5),
     # DRWR spreads points over the silhouettes' inside (a volume), so its surface Chamfer drops less
-    (DrwrLoss(), PointProjection(), {"unary", "repulsion"}, 0.7),
-    (Chamfer3dLoss(), None, {"chamfer3d"}, 0.5),
+    ("drwr", "point_projection", {"unary", "repulsion"}, 0.7),
+    ("chamfer3d", None, {"chamfer3d"}, 0.5),
 ])
 def test_training_fits_two_shapes_from_their_images(loss, renderer, terms, ratio):
     """A hundred steps on two boxes: the network's clouds get much closer to each box (and the terms log)."""
     from shapelab.metrics.chamfer import chamfer_distance
 
+    loss, renderer = instantiate_group(f"loss/{loss}"), renderer and instantiate_group(f"renderer/{renderer}")
     torch.manual_seed(0)
     model = small_model(loss, renderer, lr=3e-3)
     batch = two_box_batch()

@@ -9,13 +9,13 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import trimesh
-from shapelab.losses.occnet import OccupancyLoss
 from shapelab.metrics.iou import occupancy_iou
 from shapelab.models.networks.encoders import LatentEncoder, ResnetPointNetEncoder
 from shapelab.models.networks.occnet_decoders import DecoderCBatchNorm, DecoderResnetFC
 from shapelab.models.occnet import OccupancyNetwork, probability_to_logit, refine_mesh, simplify_mesh
 from torch.utils.data import DataLoader, Dataset
 
+from shapelab.config import instantiate_group
 from shapelab.errors import ShapelabError
 
 # (kind, centre, size): spheres by radius, boxes by half extents, all inside the unit cube
@@ -77,7 +77,7 @@ def small_model(z_dim: int = 0, encoder: bool = True, **kwargs) -> OccupancyNetw
     )
     return OccupancyNetwork(
         decoder=decoder,
-        loss=OccupancyLoss(),
+        loss=instantiate_group("loss/occupancy_bce"),
         optimizer=lambda params: torch.optim.Adam(params, lr=3e-3),
         scheduler=lambda opt: torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[250], gamma=0.1),
         scheduler_interval="step",
@@ -163,7 +163,7 @@ class RadialField(torch.nn.Module):
 def radial_model(**kwargs) -> OccupancyNetwork:
     model = OccupancyNetwork(
         decoder=RadialField(),
-        loss=OccupancyLoss(),
+        loss=instantiate_group("loss/occupancy_bce"),
         optimizer=torch.optim.Adam,
         encoder=torch.nn.Flatten(),
         c_dim=3,
@@ -243,9 +243,9 @@ def test_vae_trains_with_a_kl_term_and_samples_unconditional_meshes(tmp_path):
 
 def test_config_errors():
     with pytest.raises(ShapelabError, match="latent_encoder"):
-        OccupancyNetwork(decoder=RadialField(), loss=OccupancyLoss(), optimizer=torch.optim.Adam, z_dim=3)
+        OccupancyNetwork(decoder=RadialField(), loss=instantiate_group("loss/occupancy_bce"), optimizer=torch.optim.Adam, z_dim=3)
     with pytest.raises(ShapelabError, match="encoder"):
-        OccupancyNetwork(decoder=RadialField(), loss=OccupancyLoss(), optimizer=torch.optim.Adam)
+        OccupancyNetwork(decoder=RadialField(), loss=instantiate_group("loss/occupancy_bce"), optimizer=torch.optim.Adam)
 
 
 # -- experiment configs, end to end on a tiny built-in dataset ---------------------------------------

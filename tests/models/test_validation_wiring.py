@@ -8,12 +8,12 @@ import math
 import pytest
 import torch
 import trimesh
-from shapelab.losses.deepsdf import DeepSDFLoss
-from shapelab.losses.occnet import OccupancyLoss
 from shapelab.models.deepsdf import DeepSDF, StepSchedule
 from shapelab.models.latent_optimisation import LatentFitSchedule
 from shapelab.models.occnet import OccupancyNetwork
 from torch import nn
+
+from shapelab.config import instantiate_group
 
 
 class ConstantLogits(nn.Module):
@@ -42,7 +42,7 @@ def _logged(model, step) -> dict[str, float]:
 
 def test_occnet_val_iou_uses_the_configured_threshold(compose_cfg):
     assert compose_cfg("train", ["experiment=occnet_pointcloud"]).model.threshold == 0.2  # OccNet's evaluation value
-    model = OccupancyNetwork(decoder=ConstantLogits(0.3), loss=OccupancyLoss(), optimizer=torch.optim.Adam,
+    model = OccupancyNetwork(decoder=ConstantLogits(0.3), loss=instantiate_group("loss/occupancy_bce"), optimizer=torch.optim.Adam,
                              encoder=ZeroEncoder(), c_dim=4, threshold=0.2)
     batch = {"points": torch.rand(2, 50, 3), "occ": torch.ones(2, 50), "inputs": torch.rand(2, 10, 3)}
     # p = 0.3 everywhere: inside at threshold 0.2 (IoU 1 with all-inside ground truth), outside at 0.5 (IoU 0)
@@ -60,7 +60,7 @@ class ZeroSdf(nn.Module):
 
 def test_deepsdf_val_sdf_l1_is_measured_on_the_held_out_half():
     fit = LatentFitSchedule(num_iterations=2, num_samples=8, clamp=0.1)
-    model = DeepSDF(decoder=ZeroSdf(), loss=DeepSDFLoss(), optimizer=torch.optim.Adam, decoder_lr=StepSchedule(1e-3),
+    model = DeepSDF(decoder=ZeroSdf(), loss=instantiate_group("loss/sdf_clamped_l1"), optimizer=torch.optim.Adam, decoder_lr=StepSchedule(1e-3),
                     latent_lr=StepSchedule(1e-3), reconstruction=fit, extract_mesh=None, num_shapes=2, val_fit=fit,
                     mesh_every_n_epochs=0)
     sdf = torch.zeros(2, 40)
@@ -70,7 +70,7 @@ def test_deepsdf_val_sdf_l1_is_measured_on_the_held_out_half():
 
 
 def test_occnet_reconstructs_with_the_prior_mean_z():
-    model = OccupancyNetwork(decoder=ConstantLogits(0.3), loss=OccupancyLoss(), optimizer=torch.optim.Adam,
+    model = OccupancyNetwork(decoder=ConstantLogits(0.3), loss=instantiate_group("loss/occupancy_bce"), optimizer=torch.optim.Adam,
                              latent_encoder=nn.Identity(), c_dim=0, z_dim=5)
     used = []
     model.generate_mesh = lambda z, c: used.append(z) or trimesh.creation.box()

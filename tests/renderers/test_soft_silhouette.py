@@ -132,7 +132,7 @@ def test_gradients_move_the_mesh_towards_a_larger_target():
     K[:, :2, 2] = 16.0
     K[:, 0, 0] = K[:, 1, 1] = 30.0
     vertices = torch.tensor(mesh.vertices, requires_grad=True)
-    renderer = SoftSilhouette(sigma=1.0)
+    renderer = SoftSilhouette(sigma=1.0, cull_backfaces=False, aggregation="softras")
     bigger = renderer(1.3 * vertices.detach(), torch.tensor(mesh.faces), K, Rt, (32, 32))
     loss = (renderer(vertices, torch.tensor(mesh.faces), K, Rt, (32, 32)) - bigger).abs().mean()
     loss.backward()

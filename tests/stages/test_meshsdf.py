@@ -13,10 +13,8 @@ from omegaconf import OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 from shapelab.datamodules.formats.deepsdf import write_normalisation, write_surface_samples
 from shapelab.datamodules.formats.occnet import write_points
-from shapelab.losses.meshsdf import MeshSDFLoss
 from shapelab.models.latent_optimisation import LatentFitSchedule
 from shapelab.models.networks.deepsdf_decoder import DeepSDFDecoder
-from shapelab.renderers.soft_silhouette import SoftSilhouette
 from shapelab.stages.base import StageRun
 from shapelab.stages.meshsdf import (
     MeshSDFStage,
@@ -31,6 +29,7 @@ from shapelab.stages.meshsdf import (
 )
 from torch import nn
 
+from shapelab.config import instantiate_group
 from shapelab.errors import ShapelabError
 from shapelab.evaluation import evaluate_predictions
 from tests.conftest import event_tags
@@ -63,7 +62,7 @@ def test_pointcloud_refinement_recovers_the_radius():
     latent, history = refine_latent(
         decoder,
         torch.zeros(1),
-        MeshSDFLoss(num_samples=1000),
+        instantiate_group("stage/meshsdf.loss", num_samples=1000),
         targets,
         SCHEDULE,
         generator=torch.Generator().manual_seed(0),
@@ -77,8 +76,7 @@ def test_silhouette_refinement_recovers_the_radius():
     """Masks of 2 views at 48 px (1 px = 0.045 in radius): the radius comes within ~1 px of the truth."""
     decoder = SphereDecoder()
     targets = observation_targets(sphere_target(0.6), "silhouette", 0, 2, 48, np.random.default_rng(0))
-    loss = MeshSDFLoss(chamfer_weight=0.0,
-                       renderer=SoftSilhouette(sigma=1.0, cull_backfaces=True, aggregation="nearest_outside"))
+    loss = instantiate_group("stage/meshsdf.loss", chamfer_weight=0.0)
     schedule = RefineSchedule(iterations=20, lr=0.015, resolution=20)
     latent, history = refine_latent(decoder, torch.zeros(1), loss, targets, schedule)
     assert latent.item() == pytest.approx(0.2, abs=0.06)
@@ -89,7 +87,7 @@ def test_decoder_is_optimised_when_asked():
     decoder = SphereDecoder()
     targets = observation_targets(sphere_target(0.6), "pointcloud", 500, 0, 0, np.random.default_rng(0))
     schedule = RefineSchedule(iterations=3, lr=0.01, resolution=16, optimise_decoder=True, decoder_lr=0.01)
-    refine_latent(decoder, torch.zeros(1), MeshSDFLoss(num_samples=500), targets, schedule)
+    refine_latent(decoder, torch.zeros(1), instantiate_group("stage/meshsdf.loss", num_samples=500), targets, schedule)
     assert decoder.offset.item() > 0.005  # radius 0.4 + z + offset grows towards 0.6
 
 
@@ -185,7 +183,7 @@ def test_stage_runs_from_a_checkpoint_and_logs_meshes(tmp_path):
     stage = MeshSDFStage(
         checkpoint=str(ckpt),
         task="silhouette",
-        loss=MeshSDFLoss(renderer=SoftSilhouette(cull_backfaces=True)),
+        loss=instantiate_group("stage/meshsdf.loss"),
         baseline=LatentFitSchedule(num_iterations=20, num_samples=500),
         refine=RefineSchedule(iterations=3, resolution=16),
         num_views=2,

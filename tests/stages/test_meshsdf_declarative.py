@@ -30,7 +30,7 @@ def _refine(gradient: str, optimise_decoder: bool):
     latent = INITIAL_LATENT.clone()
     targets = {"points": torch.nn.functional.normalize(torch.randn(500, 3), dim=1) * 0.4}
     schedule = RefineSchedule(iterations=3, lr=1e-2, resolution=16, band_cells=0, optimise_decoder=optimise_decoder)
-    loss = MeshSDFLoss(chamfer_weight=1.0, silhouette_weight=0.0, latent_weight=0.0, num_samples=400)
+    loss = MeshSDFLoss(chamfer_weight=1.0, silhouette_weight=0.0, latent_weight=0.0, num_samples=400, renderer=None)
     refined, history = refine_latent(decoder, latent, loss, targets, schedule,
                                      generator=torch.Generator().manual_seed(0), gradient=gradient)
     return refined, history, decoder

@@ -246,7 +246,7 @@ def check_compatibility(cfg: DictConfig, choices: Mapping[str, str] | None = Non
         return f"{group}={choices[group]}" if choices.get(group) else f"{group}._target_={node._target_}"
 
     model_cls, data_cls = _target_class(cfg.get("model"), "model"), _target_class(cfg.get("data"), "data")
-    if model_cls is None:
+    if model_cls is None or cfg.get("stage"):  # a stage runs instead of training: the model never sees the batches
         return
     wanted = getattr(model_cls, "batch_format", None)
     given = getattr(data_cls, "batch_format", None)

@@ -8,6 +8,11 @@ surface Chamfer to a target point cloud ("pointcloud" task) or silhouette L1 aga
 known cameras ("silhouette" task). Both answers are scored by the evaluation pipeline
 (`shapelab.evaluation.evaluate_predictions`), so their numbers are evaluate.py's documented columns.
 
+Where the silhouettes come from: with an SDF datamodule, masks the stage renders of the ground-truth mesh from
+ring cameras; with ``data=colmap_views`` (photos, masks and SfM cameras; `StageRun.observed_views`), the
+capture's own masks and cameras, moved into the deepsdf frame of the capture's points. Captures are scored when
+they have a true surface (built-in captures); real photos are not (one warning; the meshes are still written).
+
 The plain DeepSDF answer from silhouettes fits the latent to pseudo-SDF samples of the visual hull
 (points seen outside a mask are outside, +clamp; points inside every mask are taken as inside, -clamp).
 
@@ -79,12 +84,14 @@ def load_deepsdf_checkpoint(ckpt_path: str | Path, decoder_cfg: DictConfig | Non
 # -- targets and observations ------------------------------------------------------------------------
 @dataclass
 class ShapeTarget:
-    """A ground-truth shape (``key`` = (synset, model_id)) in the deepsdf frame: its mesh (silhouette
-    observations) and surface samples (point-cloud observations)."""
+    """A shape (``key`` = (synset, model_id)) in the deepsdf frame: its ground-truth mesh (silhouette
+    observations) and surface samples (point-cloud observations), or (``views``: masks, K, Rt) the silhouettes
+    the data observed of it when there is no ground-truth mesh (captures)."""
 
     key: tuple[str, str]
-    mesh: trimesh.Trimesh
-    surface_points: np.ndarray
+    mesh: trimesh.Trimesh | None
+    surface_points: np.ndarray | None
+    views: dict | None = None
 
 
 def ring_cameras(num_views: int, image_size: int, distance: float = 2.5, elevation_deg: float = 25.0):
@@ -209,7 +216,13 @@ def refine_latent(
 
 def observation_targets(target: ShapeTarget, task: str, num_points: int, num_views: int, image_size: int,
                         rng: np.random.Generator) -> dict:
-    """What the method sees: ``points`` (num_points, 3) on the surface, or ``masks`` (V, H, W) + ``K``, ``Rt``."""
+    """What the method sees: ``points`` (num_points, 3) on the surface, or ``masks`` (V, H, W) + ``K``, ``Rt``
+    (the target's observed ``views`` when it has them, else ring cameras around its mesh)."""
+    if target.views is not None:
+        if task != "silhouette":
+            raise ShapelabError(f"stage.task={task}: the data gives silhouettes of {'/'.join(target.key)}, no surface "
+                                "points; use stage.task=silhouette")
+        return target.views
     if task == "pointcloud":
         chosen = rng.choice(len(target.surface_points), num_points, replace=len(target.surface_points) < num_points)
         return {"points": torch.tensor(target.surface_points[chosen], dtype=torch.float32)}
@@ -237,7 +250,8 @@ class MeshSDFStage(Stage):
     Args:
         checkpoint: DeepSDF checkpoint (``<run>/checkpoints/last.ckpt``).
         task: "pointcloud" (surface Chamfer to ``num_points`` surface samples) or "silhouette"
-            (L1 to ``num_views`` masks of ``image_size`` px from ring cameras).
+            (L1 to ``num_views`` masks of ``image_size`` px from ring cameras; with ``data=colmap_views`` the
+            capture's masks resized to ``image_size``, ``num_views`` of its views spread evenly, null = all).
         split: data split whose shapes are refined; max_shapes: how many of them (None = all).
         baseline: latent-fit schedule of the plain DeepSDF answer; refine: `RefineSchedule`;
         loss: `MeshSDFLoss` (with a silhouette renderer for the silhouette task).
@@ -248,7 +262,7 @@ class MeshSDFStage(Stage):
 
     def __init__(self, checkpoint: str | None, loss: MeshSDFLoss, baseline: LatentFitSchedule, refine: RefineSchedule,
                  task: str = "silhouette", split: str = "test", max_shapes: int | None = 4, num_points: int = 2000,
-                 num_views: int = 8, image_size: int = 64, log_every: int = 5, seed: int = 0,
+                 num_views: int | None = 8, image_size: int = 64, log_every: int = 5, seed: int = 0,
                  gradient: str = "isosurface"):
         if task not in TASKS:
             raise ShapelabError(f"stage.task: {task!r} unknown; use one of {TASKS}")
@@ -274,11 +288,16 @@ class MeshSDFStage(Stage):
         out_dir = Path(cfg.paths.output_dir) / "meshsdf"
         shapes = [tuple(shape) for shape in datamodule.split_shapes(self.split)[: self.max_shapes]]
         steps = self.refine.iterations + 1
-        for index, target in enumerate(tqdm(load_targets(datamodule, shapes, self.split), desc="meshsdf")):
+        for index, target in enumerate(tqdm(self.targets(run, shapes), desc="meshsdf")):
             self.run_shape(decoder, target, out_dir, run.loggers, first_step=index * steps)
         evaluate_cfg = OmegaConf.merge(cfg.evaluate, {"split": self.split})
         metrics = {}
-        for label in ("before", "after"):
+        source = GroundTruthSource.from_datamodule(datamodule)
+        scored_labels = ("before", "after") if source.deepsdf_root or source.occnet_root else ()
+        if not scored_labels:
+            log.warning("meshsdf: the data has no ground truth of these shapes (captures without pointcloud.npz), "
+                        "so they are not scored; the before/after meshes are in %s", out_dir)
+        for label in scored_labels:
             scored = evaluate_predictions(out_dir / label, "deepsdf", datamodule, evaluate_cfg, out_dir / f"eval_{label}",
                                           shapes=shapes)
             prefix = f"eval/{self.split}/"
@@ -290,20 +309,33 @@ class MeshSDFStage(Stage):
         (out_dir / "results.json").write_text(json.dumps({"mean_over_classes": metrics}, indent=2) + "\n")
         return metrics
 
+    def targets(self, run: StageRun, shapes: list[tuple[str, str]]) -> list[ShapeTarget]:
+        """The shapes to refine: the data's observed views (deepsdf frame) when it has them, else ground truth."""
+        views = [run.observed_views(shape, self.num_views, self.image_size) for shape in shapes]
+        if any(view is None for view in views):
+            return load_targets(run.datamodule, shapes, self.split)
+        return [ShapeTarget(shape, None, None, view.in_frame("deepsdf")) for shape, view in zip(shapes, views)]
+
     def run_shape(self, decoder: nn.Module, target: ShapeTarget, out_dir: Path, loggers=(),
                   first_step: int = 0) -> dict[str, trimesh.Trimesh]:
         """Refine one shape; returns ``{"before": mesh, "after": mesh}`` (deepsdf frame), also written to
         ``<out_dir>/{before,after}/<synset>/<model_id>.ply``. Every ``log_every`` iterations the mesh goes to
         ``<out_dir>/<synset>_<model_id>/iter_<i>.ply``; losses, silhouettes and meshes go to ``loggers`` at steps
-        ``first_step + iteration`` (shapes follow each other on one step axis, as W&B needs)."""
+        ``first_step + iteration`` (shapes follow each other on one step axis, as W&B needs). The silhouette
+        picture: the mesh beside the target's mesh from a ring camera, or beside the first observed mask."""
         rng = np.random.default_rng(self.seed)
         generator = torch.Generator().manual_seed(self.seed)
         targets = observation_targets(target, self.task, self.num_points, self.num_views, self.image_size, rng)
         latent = deepsdf_baseline(decoder, targets, self.baseline, generator)
         synset, model_id = target.key
         meshes = {"before": latent_mesh(decoder, latent, self.refine.resolution)}
-        log_view = ring_cameras(1, 128)
         name = f"{synset}_{model_id}"
+        if target.mesh is not None:
+            log_view, log_size = ring_cameras(1, 128), 128
+            log_target = render_masks(target.mesh, *log_view, 128)[0]
+        else:
+            log_view, log_size = (targets["K"][:1], targets["Rt"][:1]), targets["masks"].shape[-1]
+            log_target = targets["masks"][0]
 
         def on_iteration(iteration: int, mesh: trimesh.Trimesh, record: dict) -> None:
             step, key = first_step + iteration, f"meshsdf/{name}"
@@ -312,7 +344,7 @@ class MeshSDFStage(Stage):
             if iteration % self.log_every == 0:
                 _export(mesh, out_dir / name / f"iter_{iteration:04d}.ply")
                 if loggers:
-                    pictures = torch.cat([render_masks(m, *log_view, 128)[0] for m in (mesh, target.mesh)], 1)
+                    pictures = torch.cat([render_masks(mesh, *log_view, log_size)[0], log_target], 1)
                     grey = (pictures.numpy() * 255).astype(np.uint8)
                     log_image(loggers, f"{key}/silhouette_vs_target", np.repeat(grey[..., None], 3, -1), step)
                     log_shapes(loggers, key, {"mesh": mesh}, step)

@@ -2,9 +2,11 @@
 
 Steps (each a pycolmap call; the paper's parts and the options that reach them: docs/papers/sfm.md):
 1. check the photos (sfm/images.py): non-images, corrupt files and duplicates are skipped and named;
-2. feature extraction: SIFT, at most ``max_image_size`` px and ``max_num_features`` per image, one shared
-   camera or one per image, camera model, EXIF focal length or a default guess, or known intrinsics;
-3. matching (exhaustive, or sequential for ordered video-like captures) with geometric verification;
+2. feature extraction: SIFT (optionally with affine shape estimation and domain-size pooling: DSP-SIFT), at most
+   ``max_image_size`` px and ``max_num_features`` per image, one shared camera or one per image, camera model,
+   EXIF focal length or a default guess, or known intrinsics;
+3. matching (exhaustive, or sequential for ordered video-like captures) with geometric verification, optionally
+   guided matching (more matches searched along each verified two-view geometry);
 4. incremental mapping: initial pair, next-best-view registration, robust triangulation, iterative bundle
    adjustment, re-triangulation and outlier filtering; the model with the most registered images is kept;
 5. the model is moved to the object frame (sfm/frame.py) and written out (sfm/outputs.py).
@@ -35,7 +37,10 @@ class SfmOptions:
 
     max_image_size: int = 1600
     max_num_features: int = 8192
+    affine_shape: bool = False
+    domain_size_pooling: bool = False
     matching: str = "exhaustive"
+    guided_matching: bool = False
     sequential_overlap: int = 10
     camera_model: str = "SIMPLE_RADIAL"
     shared_camera: bool = True
@@ -133,25 +138,39 @@ def run_colmap(images_dir: str | Path, work_dir: str | Path, options: SfmOptions
     return run
 
 
-def extract(pycolmap, database: Path, images_dir: Path, check: ImageCheck, options: SfmOptions) -> None:
-    reader = pycolmap.ImageReaderOptions()
-    reader.camera_model = options.camera_model
-    reader.camera_params = options.camera_params(check)
-    reader.default_focal_length_factor = options.default_focal_factor
+def extraction_options(pycolmap, options: SfmOptions):
+    """FeatureExtractionOptions (CPU SIFT) from ``options``."""
     extraction = pycolmap.FeatureExtractionOptions()
     extraction.max_image_size = options.max_image_size
     extraction.num_threads = options.num_threads
     extraction.use_gpu = False
     extraction.sift.max_num_features = options.max_num_features
+    extraction.sift.estimate_affine_shape = options.affine_shape
+    extraction.sift.domain_size_pooling = options.domain_size_pooling
+    return extraction
+
+
+def extract(pycolmap, database: Path, images_dir: Path, check: ImageCheck, options: SfmOptions) -> None:
+    reader = pycolmap.ImageReaderOptions()
+    reader.camera_model = options.camera_model
+    reader.camera_params = options.camera_params(check)
+    reader.default_focal_length_factor = options.default_focal_factor
     mode = pycolmap.CameraMode.SINGLE if options.shared_camera else pycolmap.CameraMode.PER_IMAGE
     pycolmap.extract_features(database, images_dir, image_names=check.kept, camera_mode=mode, reader_options=reader,
-                              extraction_options=extraction, device=pycolmap.Device.cpu)
+                              extraction_options=extraction_options(pycolmap, options), device=pycolmap.Device.cpu)
 
 
-def match(pycolmap, database: Path, options: SfmOptions) -> None:
+def matching_options(pycolmap, options: SfmOptions):
+    """FeatureMatchingOptions (CPU) from ``options``."""
     matching = pycolmap.FeatureMatchingOptions()
     matching.num_threads = options.num_threads
     matching.use_gpu = False
+    matching.guided_matching = options.guided_matching
+    return matching
+
+
+def match(pycolmap, database: Path, options: SfmOptions) -> None:
+    matching = matching_options(pycolmap, options)
     if options.matching == "exhaustive":
         pycolmap.match_exhaustive(database, matching_options=matching, device=pycolmap.Device.cpu)
     else:

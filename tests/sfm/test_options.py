@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 from shapelab.sfm.images import ImageCheck
-from shapelab.sfm.pipeline import SfmOptions, mapping_options
+from shapelab.sfm.pipeline import SfmOptions, extraction_options, mapping_options, matching_options
 
 from shapelab.errors import ShapelabError
 
@@ -20,6 +20,16 @@ def test_threads_seed_and_inlier_counts_reach_the_mapper():
     assert options.num_threads == 1 and options.random_seed == 7 and options.mapper.random_seed == 7
     assert options.mapper.init_min_num_inliers == 42 and options.mapper.abs_pose_min_num_inliers == 11
     assert options.ba_refine_focal_length and options.mapper.abs_pose_refine_focal_length  # self-calibration
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_feature_and_matching_options_reach_colmap(on):
+    options = SfmOptions(max_num_features=1234, max_image_size=999, affine_shape=on, domain_size_pooling=on,
+                         guided_matching=on, num_threads=1)
+    extraction, matching = extraction_options(pycolmap, options), matching_options(pycolmap, options)
+    assert extraction.sift.max_num_features == 1234 and extraction.max_image_size == 999
+    assert extraction.sift.estimate_affine_shape == on and extraction.sift.domain_size_pooling == on
+    assert matching.guided_matching == on and matching.num_threads == 1 and not matching.use_gpu
 
 
 def test_known_intrinsics_are_held_fixed_and_passed_as_camera_params():

@@ -57,7 +57,11 @@ def test_small_capture_recovers_the_true_cameras(reconstruction):
     evaluation = report["evaluation"]
     assert report["status"] == "ok" and report["images_registered"] == 12 and report["images_total"] == 12
     assert evaluation["registered_ratio"] == 1.0
-    assert evaluation["rot_err_deg_median"] < 2.5, evaluation  # 512 px, 36 views: 0.05 deg (bench/sfm_poses.py)
+    # Not < 0.5 deg: this capture (12 views on a 110-degree arc, 256 px) gives 0.55-1.7 deg over repeated runs
+    # (COLMAP's multi-threaded steps are not bit-reproducible). It is the poses, not the centre alignment (relative
+    # rotation errors between views are as large, ~0.7 deg); neither known intrinsics (0.95 deg) nor 2x supersampled
+    # renders (0.83-0.89 deg) nor DSP-SIFT (1.3-3.9 deg) bring it down. 36 views at 512 px: 0.05-0.2 deg (bench).
+    assert evaluation["rot_err_deg_median"] < 2.5, evaluation
     assert evaluation["center_err_rel_median"] < 0.03, evaluation
     assert report["reprojection_error_px"] < 1.0 and report["points"] > 100
     for name in ("sparse/cameras.bin", "sparse/images.bin", "sparse/points3D.bin", "points.ply", "cameras.png",

@@ -24,6 +24,8 @@ from shapelab.losses.deepsdf import clamped_l1
 from shapelab.metrics.chamfer import chamfer_deepsdf
 from shapelab.models.networks.deepsdf_decoder import DeepSDFDecoder
 
+from shapelab.config import instantiate_group
+
 
 def target_sdf(points: torch.Tensor) -> torch.Tensor:
     """Analytic SDF (deepsdf frame) of a box (half sizes 0.45, 0.25, 0.3) unioned with a torus."""
@@ -37,7 +39,7 @@ def target_sdf(points: torch.Tensor) -> torch.Tensor:
 def fit_decoder(steps: int, batch: int, seed: int) -> tuple[DeepSDFDecoder, torch.Tensor]:
     """Fit the default-preset decoder with one fixed latent to ``target_sdf`` (clamped L1, δ=0.1)."""
     torch.manual_seed(seed)
-    decoder = DeepSDFDecoder(latent_size=64, hidden_dim=128, num_layers=5, skip_layers=(3,), dropout=0.0)
+    decoder = instantiate_group("model/deepsdf.decoder", latent_size=64, hidden_dim=128, num_layers=5, skip_layers=(3,), dropout=0.0)
     latent = torch.randn(1, 64) / 8.0
     surface = extract_mesh(target_sdf, 64).mesh
     optimizer = torch.optim.Adam(decoder.parameters(), lr=1e-3)

@@ -30,7 +30,6 @@ from shapelab.geometry.normalisation import deepsdf_normalisation
 from shapelab.geometry.sampling import deepsdf_query_points, sample_surface
 from shapelab.losses.deepsdf import clamped_l1
 from shapelab.models.base import Reconstruction
-from shapelab.models.latent_optimisation import LatentFitSchedule
 from shapelab.models.networks.deepsdf_decoder import DeepSDFDecoder
 from shapelab.stages.meshsdf import MeshSDFStage, RefineSchedule, ShapeTarget
 from torch import nn
@@ -65,7 +64,7 @@ def score(mesh, target: ShapeTarget, rng: np.random.Generator) -> dict[str, floa
 def train_deepsdf(xyz: torch.Tensor, sdf: torch.Tensor, steps: int, seed: int) -> DeepSDFDecoder:
     """Auto-decoder training (DeepSDF Eq. 9: clamped L1 + 1e-4 |z|) on xyz (B, S, 3), sdf (B, S)."""
     torch.manual_seed(seed)
-    decoder = DeepSDFDecoder(latent_size=32, hidden_dim=128, num_layers=5, skip_layers=(3,), dropout=0.0)
+    decoder = instantiate_group("model/deepsdf.decoder", latent_size=32, hidden_dim=128, num_layers=5, skip_layers=(3,), dropout=0.0)
     latents = nn.Parameter(torch.randn(len(xyz), 32) / np.sqrt(32))
     optimiser = torch.optim.Adam([{"params": decoder.parameters(), "lr": 1e-3}, {"params": [latents], "lr": 3e-3}])
     scheduler = torch.optim.lr_scheduler.StepLR(optimiser, step_size=max(1, steps // 3), gamma=0.5)
@@ -108,7 +107,7 @@ def main() -> None:
             checkpoint=None,
             task=task,
             loss=instantiate_group("stage/meshsdf.loss"),
-            baseline=LatentFitSchedule(num_iterations=40 if quick else 300, num_samples=4000),
+            baseline=instantiate_group("stage/meshsdf.baseline", num_iterations=40 if quick else 300),
             refine=RefineSchedule(iterations=6 if quick else 30, lr=5e-3,
                                   resolution=24 if quick else 48),
             num_views=3 if quick else 6, image_size=40 if quick else 64, seed=args.seed, gradient=gradient,

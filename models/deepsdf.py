@@ -30,7 +30,7 @@ class StepSchedule:
     Called with the epoch it returns the multiplier of ``initial`` (a ``LambdaLR`` lambda).
     """
 
-    def __init__(self, initial: float, interval: int = 500, factor: float = 0.5):
+    def __init__(self, initial: float, interval: int, factor: float):
         if initial <= 0 or interval <= 0:
             raise ShapelabError(f"learning-rate schedule needs initial > 0 and interval > 0, got {initial}, {interval}")
         self.initial = initial
@@ -50,12 +50,12 @@ class DeepSDF(ShapeModel):
         optimizer: partial optimiser, called with two parameter groups (decoder, latents).
         num_shapes: number of training shapes (one code each); train.py fills it from the datamodule.
         decoder_lr, latent_lr: step schedules of the two groups (paper: 5e-4 / 1e-3, halved every 500 epochs).
-        latent_init_std: σ of the code init N(0, σ²); default 1/√L as the released code.
+        latent_init_std: σ of the code init N(0, σ²); null: 1/√L as the released code.
         latent_max_norm: optional bound on ‖z‖ (``nn.Embedding(max_norm=...)``, the specs' CodeBound).
         reconstruction: schedule of test-time latent optimisation (``reconstruct``).
         extract_mesh: partial of ``geometry.extraction.extract_mesh`` with resolution/bounds/method set.
         val_fit: short latent-fit schedule run on half of each validation shape's samples before
-            ``val/sdf_l1`` is measured on the other half (default: reconstruction, 50 steps).
+            ``val/sdf_l1`` is measured on the other half (null: reconstruction, 50 steps).
         mesh_every_n_epochs: save meshes + thumbnails of the first validation batch every n
             epochs (with validation); 0 disables.
         num_val_meshes: how many shapes of that batch.
@@ -74,13 +74,13 @@ class DeepSDF(ShapeModel):
         latent_lr: StepSchedule,
         reconstruction: LatentFitSchedule,
         extract_mesh: Callable,
-        num_shapes: int | None = None,
-        latent_init_std: float | None = None,
-        latent_max_norm: float | None = None,
-        val_fit: LatentFitSchedule | None = None,
-        mesh_every_n_epochs: int = 10,
-        num_val_meshes: int = 2,
-        thumbnail_size: int = 128,
+        num_shapes: int | None,
+        latent_init_std: float | None,
+        latent_max_norm: float | None,
+        val_fit: LatentFitSchedule | None,
+        mesh_every_n_epochs: int,
+        num_val_meshes: int,
+        thumbnail_size: int,
     ):
         super().__init__()
         if num_shapes is None or num_shapes < 1:

@@ -34,8 +34,8 @@ class ImageToPoints(ShapeModel):
     monitor = Monitor("val/chamfer_capnet", "min")
     batch_format = "multiview"
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, loss: nn.Module, renderer: nn.Module | None = None,
-                 optimizer=None, scheduler=None, log_images: bool = True, c_dim: int | None = None):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, loss: nn.Module, renderer: nn.Module | None,
+                 optimizer, scheduler, log_images: bool, c_dim: int | None):
         super().__init__()
         self.save_hyperparameters(ignore=["encoder", "decoder", "loss", "renderer", "optimizer", "scheduler"])
         missing = set(getattr(loss, "renderer_outputs", ())) - set(getattr(renderer, "outputs", ()))

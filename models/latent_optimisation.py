@@ -20,15 +20,16 @@ from tqdm.auto import tqdm
 
 @dataclass
 class LatentFitSchedule:
-    """Hyper-parameters of the test-time latent optimisation (defaults: the paper's)."""
+    """Hyper-parameters of the test-time latent optimisation (values: the YAML's; the paper's in
+    conf/model/deepsdf_paper.yaml ``reconstruction``)."""
 
-    num_iterations: int = 800
-    lr: float = 5e-3
-    lr_drop_factor: float = 10.0
-    num_samples: int = 8000
-    latent_reg_weight: float = 1e-4
-    init_std: float = 0.01
-    clamp: float = 0.1
+    num_iterations: int
+    lr: float
+    lr_drop_factor: float
+    num_samples: int
+    latent_reg_weight: float
+    init_std: float
+    clamp: float
     balanced: bool = False  # the released code: True (half pos / half neg per step); here the pool is 50/50
 
     def lr_at(self, iteration: int) -> float:

@@ -32,12 +32,12 @@ class MiseSettings:
     queried in chunks of chunk_size points (OccNet: 32, 2, 0.1); dilation of refined cells (OccNet: 0);
     close = pad the grid with -1e6 before marching cubes (as OccNet)."""
 
-    resolution0: int = 32
-    upsampling_steps: int = 2
-    padding: float = 0.1
-    chunk_size: int = 100_000
-    dilation: int = 0
-    close: bool = True
+    resolution0: int
+    upsampling_steps: int
+    padding: float
+    chunk_size: int
+    dilation: int
+    close: bool
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,10 @@ class PostprocessSettings:
     """``model.postprocess`` (paper Sec. 3.4): refinement_steps Adam steps of Eq. 5-6 (0 = off) with refinement_lr
     and normal_weight; simplify_faces = quadric decimation target (None = off)."""
 
-    refinement_steps: int = 0
-    refinement_lr: float = 1e-4
-    normal_weight: float = 0.01
-    simplify_faces: int | None = None
+    refinement_steps: int
+    refinement_lr: float
+    normal_weight: float
+    simplify_faces: int | None
 
 
 @dataclass(frozen=True)
@@ -56,15 +56,15 @@ class SampleGridSettings:
     """``model.samples``: num unconditional samples rendered every every_n_epochs validation epochs (generative
     model only; 0 = off), extracted with MISE at resolution0 / upsampling_steps."""
 
-    num: int = 0
-    every_n_epochs: int = 1
-    resolution0: int = 16
-    upsampling_steps: int = 1
+    num: int
+    every_n_epochs: int
+    resolution0: int
+    upsampling_steps: int
 
 
 def _settings(cls, value):
-    """A settings dataclass from the instantiated config (already one) or a dict of overrides of its defaults."""
-    return value if isinstance(value, cls) else cls(**(value or {}))
+    """A settings dataclass from the instantiated config (already one) or a dict of all its fields."""
+    return value if isinstance(value, cls) else cls(**value)
 
 
 def probability_to_logit(threshold: float) -> float:
@@ -161,15 +161,16 @@ class OccupancyNetwork(ShapeModel):
         loss: nn.Module,
         optimizer: Callable,
         encoder: nn.Module | None = None,
-        latent_encoder: nn.Module | None = None,
-        c_dim: int = 256,
-        z_dim: int = 0,
-        scheduler: Callable | None = None,
-        scheduler_interval: str = "epoch",
-        threshold: float = 0.2,
-        extraction: MiseSettings | dict | None = None,
-        postprocess: PostprocessSettings | dict | None = None,
-        samples: SampleGridSettings | dict | None = None,
+        *,
+        latent_encoder: nn.Module | None,
+        c_dim: int,
+        z_dim: int,
+        scheduler: Callable | None,
+        scheduler_interval: str,
+        threshold: float,
+        extraction: MiseSettings | dict,
+        postprocess: PostprocessSettings | dict,
+        samples: SampleGridSettings | dict,
     ):
         super().__init__()
         if z_dim > 0 and latent_encoder is None:

@@ -22,7 +22,7 @@ class CapnetImageEncoder(nn.Module):
     Args: c_dim: bottleneck width; image_size: input side (64). Input (B, 3, H, W) in [0, 1]; output (B, c_dim).
     """
 
-    def __init__(self, c_dim: int = 128, image_size: int = 64):
+    def __init__(self, c_dim: int, image_size: int):
         super().__init__()
         layers: list[nn.Module] = []
         channels, size = 3, image_size

@@ -54,13 +54,13 @@ class DeepSDFDecoder(nn.Module):
 
     def __init__(
         self,
-        latent_size: int = 256,
-        hidden_dim: int = 512,
-        num_layers: int = 8,
-        skip_layers: Sequence[int] = (4,),
-        dropout: float = 0.2,
-        weight_norm: bool | Sequence[int] = True,
-        final_tanh: bool = True,
+        latent_size: int,
+        hidden_dim: int,
+        num_layers: int,
+        skip_layers: Sequence[int],
+        dropout: float,
+        weight_norm: bool | Sequence[int],
+        final_tanh: bool,
     ):
         super().__init__()
         input_dim = latent_size + 3

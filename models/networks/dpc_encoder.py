@@ -20,7 +20,7 @@ class DpcImageEncoder(nn.Module):
     fc_dim: 1024. Input (B, 3, H, W) in [0, 1]; output (B, c_dim).
     """
 
-    def __init__(self, c_dim: int = 1024, image_size: int = 128, base_channels: int = 16, fc_dim: int = 1024):
+    def __init__(self, c_dim: int, image_size: int, base_channels: int, fc_dim: int):
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(3, base_channels, 5, stride=2, padding=2), nn.LeakyReLU(0.2)]
         channels = base_channels

@@ -72,7 +72,7 @@ class ResNet18Encoder(nn.Module):
 
     input_type = "image"  # the data.input_type it encodes
 
-    def __init__(self, c_dim: int, weights_path: str | None = None, pretrained: bool = False):
+    def __init__(self, c_dim: int, weights_path: str | None, pretrained: bool):
         super().__init__()
         from torchvision.models import resnet18
 
@@ -149,8 +149,7 @@ class ResnetPointNetEncoder(nn.Module):
 
     input_type = "pointcloud"  # the data.input_type it encodes
 
-    def __init__(self, c_dim: int, dim: int = 3, hidden_dim: int = 128, pooling: str = "max",
-                 pooling_alpha: float = 1.0):
+    def __init__(self, c_dim: int, *, dim: int = 3, hidden_dim: int, pooling: str, pooling_alpha: float):
         super().__init__()
         check_pooling(pooling)
         self.pooling, self.pooling_alpha = pooling, pooling_alpha
@@ -175,7 +174,7 @@ class VoxelEncoder(nn.Module):
 
     input_type = "voxels"  # the data.input_type it encodes
 
-    def __init__(self, c_dim: int, resolution: int = 32):
+    def __init__(self, c_dim: int, resolution: int):
         super().__init__()
         if resolution % 16:
             raise ShapelabError(f"model.encoder.resolution={resolution} must be a multiple of 16")
@@ -207,7 +206,7 @@ class LatentEncoder(nn.Module):
     Returns: (mean, logstd), each (B, z_dim).
     """
 
-    def __init__(self, z_dim: int, c_dim: int = 0, dim: int = 3, hidden_dim: int = 128, pooling: str = "max",
+    def __init__(self, z_dim: int, c_dim: int, *, dim: int = 3, hidden_dim: int, pooling: str = "max",
                  pooling_alpha: float = 1.0):
         super().__init__()
         check_pooling(pooling)

@@ -55,7 +55,7 @@ class CResnetBlockConv1d(nn.Module):
 class DecoderCBatchNorm(nn.Module):
     """Conditional-batch-norm residual decoder (OccNet ``DecoderCBatchNorm``)."""
 
-    def __init__(self, c_dim: int, z_dim: int = 0, dim: int = 3, hidden_dim: int = 256, num_blocks: int = 5):
+    def __init__(self, c_dim: int, z_dim: int, *, dim: int = 3, hidden_dim: int, num_blocks: int = 5):
         super().__init__()
         if c_dim <= 0:
             raise ValueError("DecoderCBatchNorm needs c_dim > 0; use DecoderResnetFC for unconditional models")
@@ -79,7 +79,7 @@ class DecoderResnetFC(nn.Module):
     """Simple residual FC decoder (OccNet ``Decoder``): c and z are projected and added to the point
     features; ``c_dim=0`` gives the unconditional decoder of the generative model."""
 
-    def __init__(self, c_dim: int = 0, z_dim: int = 0, dim: int = 3, hidden_dim: int = 128, num_blocks: int = 5):
+    def __init__(self, c_dim: int = 0, z_dim: int = 0, dim: int = 3, *, hidden_dim: int, num_blocks: int = 5):
         super().__init__()
         self.fc_p = nn.Linear(dim, hidden_dim)
         self.fc_z = nn.Linear(z_dim, hidden_dim) if z_dim > 0 else None

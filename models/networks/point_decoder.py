@@ -18,7 +18,7 @@ class PointDecoder(nn.Module):
         (DRWR/DPC: 0.025); None keeps PyTorch's default.
     """
 
-    def __init__(self, c_dim: int, num_points: int = 1024, hidden: tuple[int, ...] = (256, 512, 1024), extent: float = 0.5,
+    def __init__(self, c_dim: int, num_points: int, hidden: tuple[int, ...], extent: float,
                  last_layer_std: float | None = None):
         super().__init__()
         layers: list[nn.Module] = []

@@ -14,12 +14,13 @@ from scipy.spatial import cKDTree
 from shapelab.geometry.extraction import extract_mesh
 from shapelab.losses.deepsdf import DeepSDFLoss
 from shapelab.models.deepsdf import DeepSDF, StepSchedule
-from shapelab.models.latent_optimisation import LatentFitSchedule, fit_latents, half_space_mask
-from shapelab.models.networks.deepsdf_decoder import DeepSDFDecoder, inverted_dropout
+from shapelab.models.latent_optimisation import fit_latents, half_space_mask
+from shapelab.models.networks.deepsdf_decoder import inverted_dropout
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from shapelab.config import instantiate_group
 from shapelab.errors import ShapelabError
 from tests.torch_threads import single_thread  # noqa: F401  (autouse: one torch thread, tiny nets)
 
@@ -28,6 +29,11 @@ from tests.torch_threads import single_thread  # noqa: F401  (autouse: one torch
 def sphere_sdf(p: torch.Tensor) -> torch.Tensor:
     return p.norm(dim=-1) - 0.6
 
+
+
+def paper_fit(**settings):
+    """The paper's test-time latent fit (model=deepsdf_paper ``reconstruction``), ``settings`` replaced."""
+    return instantiate_group("model/deepsdf_paper.reconstruction", **settings)
 
 def box_sdf(p: torch.Tensor, half=(0.6, 0.35, 0.45)) -> torch.Tensor:
     q = p.abs() - torch.tensor(half, dtype=p.dtype)
@@ -70,25 +76,25 @@ class AnalyticShapes(Dataset):
 
 def make_model(num_shapes: int = 2, **overrides) -> DeepSDF:
     settings = {
-        "decoder": DeepSDFDecoder(latent_size=16, hidden_dim=64, num_layers=4, skip_layers=(2,), dropout=0.0),
+        "decoder": instantiate_group("model/deepsdf.decoder", latent_size=16, hidden_dim=64, num_layers=4, skip_layers=(2,), dropout=0.0),
         "loss": DeepSDFLoss(clamp=0.1, latent_reg_weight=1e-4, latent_reg_warmup_epochs=10),
         "optimizer": functools.partial(torch.optim.Adam),
-        "decoder_lr": StepSchedule(3e-3, interval=1000),
-        "latent_lr": StepSchedule(1e-2, interval=1000),
-        "reconstruction": LatentFitSchedule(num_iterations=150, num_samples=4000),
+        "decoder_lr": instantiate_group("model/deepsdf.decoder_lr", initial=3e-3, interval=1000),
+        "latent_lr": instantiate_group("model/deepsdf.latent_lr", initial=1e-2, interval=1000),
+        "reconstruction": paper_fit(num_iterations=150, num_samples=4000),
         "extract_mesh": functools.partial(extract_mesh, resolution=48),
         "num_shapes": num_shapes,
         "latent_init_std": 0.25,
-        "val_fit": LatentFitSchedule(num_iterations=40, lr=3e-2, lr_drop_factor=1.0, num_samples=4000),
+        "val_fit": paper_fit(num_iterations=40, lr=3e-2, lr_drop_factor=1.0, num_samples=4000),
         "mesh_every_n_epochs": 0,
     }
     settings.update(overrides)
-    return DeepSDF(**settings)
+    return instantiate_group("model/deepsdf", **settings)
 
 
 # -- decoder ------------------------------------------------------------------------------------------
 def test_paper_decoder_layout_reinjects_latent_at_layer_4():
-    decoder = DeepSDFDecoder(latent_size=256, hidden_dim=512, num_layers=8, skip_layers=(4,), dropout=0.2)
+    decoder = instantiate_group("model/deepsdf.decoder", latent_size=256, hidden_dim=512, num_layers=8, skip_layers=(4,), dropout=0.2)
     shapes = decoder.linear_layer_shapes()
     assert shapes == [(259, 512), (512, 512), (512, 512), (512, 253), (512, 512),
                       (512, 512), (512, 512), (512, 512), (512, 1)]
@@ -98,7 +104,7 @@ def test_paper_decoder_layout_reinjects_latent_at_layer_4():
 
 def test_decoder_treats_shapes_independently_and_is_bounded():
     torch.manual_seed(0)
-    decoder = DeepSDFDecoder(latent_size=8, hidden_dim=32, num_layers=4, skip_layers=(2,), dropout=0.0).eval()
+    decoder = instantiate_group("model/deepsdf.decoder", latent_size=8, hidden_dim=32, num_layers=4, skip_layers=(2,), dropout=0.0).eval()
     latents, xyz = torch.randn(3, 8) * 5, torch.randn(3, 10, 3) * 5
     batched = decoder(latents, xyz)
     assert batched.shape == (3, 10) and batched.abs().max() < 1
@@ -111,7 +117,7 @@ def test_decoder_treats_shapes_independently_and_is_bounded():
 def test_decoder_equals_the_concatenating_mlp():
     """Applying the code columns once per shape is the same maths as the paper's [z, x] concatenation."""
     torch.manual_seed(0)
-    decoder = DeepSDFDecoder(latent_size=6, hidden_dim=24, num_layers=4, skip_layers=(2,), dropout=0.0).eval()
+    decoder = instantiate_group("model/deepsdf.decoder", latent_size=6, hidden_dim=24, num_layers=4, skip_layers=(2,), dropout=0.0).eval()
     latents, xyz = torch.randn(3, 6), torch.randn(3, 7, 3)
     inputs = torch.cat([latents[:, None].expand(3, 7, 6), xyz], dim=-1)
     h = inputs
@@ -126,7 +132,7 @@ def test_decoder_equals_the_concatenating_mlp():
 def test_skip_layer_carries_the_input():
     """Zeroing every layer before the skip leaves the output a function of [z, x] through the skip only."""
     torch.manual_seed(0)
-    decoder = DeepSDFDecoder(latent_size=4, hidden_dim=16, num_layers=3, skip_layers=(2,), weight_norm=False,
+    decoder = instantiate_group("model/deepsdf.decoder", latent_size=4, hidden_dim=16, num_layers=3, skip_layers=(2,), weight_norm=False,
                              dropout=0.0, final_tanh=False)
     with torch.no_grad():
         for layer in decoder.hidden[:2]:
@@ -138,7 +144,7 @@ def test_skip_layer_carries_the_input():
 
 
 def test_dropout_only_in_training():
-    decoder = DeepSDFDecoder(latent_size=4, hidden_dim=32, num_layers=3, skip_layers=(), dropout=0.5)
+    decoder = instantiate_group("model/deepsdf.decoder", latent_size=4, hidden_dim=32, num_layers=3, skip_layers=(), dropout=0.5)
     latents, xyz = torch.randn(1, 4), torch.randn(1, 50, 3)
     decoder.eval()
     torch.testing.assert_close(decoder(latents, xyz), decoder(latents, xyz))
@@ -159,7 +165,7 @@ def test_inverted_dropout_statistics():
 
 def test_invalid_skip_layer_is_rejected():
     with pytest.raises(ValueError, match="skip_layers"):
-        DeepSDFDecoder(latent_size=4, hidden_dim=32, num_layers=3, skip_layers=(3,))
+        instantiate_group("model/deepsdf.decoder", latent_size=4, hidden_dim=32, num_layers=3, skip_layers=(3,))
 
 
 # -- latent optimisation ------------------------------------------------------------------------------
@@ -167,7 +173,7 @@ def test_invalid_skip_layer_is_rejected():
 def teacher():
     """A random decoder and codes; its SDF values are exactly representable targets."""
     torch.manual_seed(0)
-    decoder = DeepSDFDecoder(latent_size=8, hidden_dim=32, num_layers=3, skip_layers=(), dropout=0.0)
+    decoder = instantiate_group("model/deepsdf.decoder", latent_size=8, hidden_dim=32, num_layers=3, skip_layers=(), dropout=0.0)
     latents = torch.randn(3, 8) * 0.5
     xyz = torch.rand(3, 600, 3) * 2 - 1
     with torch.no_grad():
@@ -178,7 +184,7 @@ def teacher():
 
 
 def test_lr_drops_by_factor_at_half_way():
-    schedule = LatentFitSchedule(num_iterations=800, lr=5e-3, lr_drop_factor=10)
+    schedule = paper_fit(num_iterations=800, lr=5e-3, lr_drop_factor=10)
     assert schedule.lr_at(0) == schedule.lr_at(399) == 5e-3
     assert schedule.lr_at(400) == schedule.lr_at(799) == pytest.approx(5e-4)
 
@@ -186,7 +192,7 @@ def test_lr_drops_by_factor_at_half_way():
 def test_fit_latents_reduces_the_error_and_leaves_the_decoder_alone(teacher):
     decoder, _, xyz, sdf = teacher
     before = [p.detach().clone() for p in decoder.parameters()]
-    schedule = LatentFitSchedule(num_iterations=100, lr=3e-2, latent_reg_weight=0.0, num_samples=1000)
+    schedule = paper_fit(num_iterations=100, lr=3e-2, latent_reg_weight=0.0, num_samples=1000)
     with torch.inference_mode():  # as in Lightning validation / evaluation
         latents = fit_latents(decoder, xyz, sdf, schedule)
     with torch.no_grad():
@@ -200,7 +206,7 @@ def test_fit_latents_reduces_the_error_and_leaves_the_decoder_alone(teacher):
 
 def test_batched_fit_equals_separate_fits(teacher):
     decoder, _, xyz, sdf = teacher
-    schedule = LatentFitSchedule(num_iterations=30, lr=1e-2, num_samples=1000)  # all 600 samples each step
+    schedule = paper_fit(num_iterations=30, lr=1e-2, num_samples=1000)  # all 600 samples each step
     init = torch.randn(3, 8) * 0.01
     together = fit_latents(decoder, xyz, sdf, schedule, init=init)
     for b in range(3):
@@ -213,7 +219,7 @@ def test_partial_observation_ignores_unobserved_samples(teacher):
     observed = half_space_mask(xyz, torch.tensor([1.0, 0.0, 0.0]))
     assert 0 < observed.float().mean() < 1 and torch.all(xyz[observed][:, 0] > 0)
     corrupted = torch.where(observed, sdf, torch.full_like(sdf, 7.0))
-    schedule = LatentFitSchedule(num_iterations=20, lr=1e-2, num_samples=256)
+    schedule = paper_fit(num_iterations=20, lr=1e-2, num_samples=256)
     clean = fit_latents(decoder, xyz, sdf, schedule, observed, generator=torch.Generator().manual_seed(1))
     dirty = fit_latents(decoder, xyz, corrupted, schedule, observed, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(clean, dirty)
@@ -224,7 +230,7 @@ def test_fit_latents_rejects_shapes_without_observations(teacher):
     observed = torch.ones_like(sdf, dtype=torch.bool)
     observed[1] = False
     with pytest.raises(ValueError, match="observed"):
-        fit_latents(decoder, xyz, sdf, LatentFitSchedule(num_iterations=1), observed)
+        fit_latents(decoder, xyz, sdf, paper_fit(num_iterations=1), observed)
 
 
 # -- the Lightning module -----------------------------------------------------------------------------
@@ -433,7 +439,7 @@ def test_balanced_fit_draws_half_positive_samples_each_step():
     sdf = torch.cat([torch.full((1, 100), 0.05), torch.full((1, 900), -0.05)], dim=1)
     xyz = torch.zeros(1, 1000, 3)
     xyz[..., 0] = torch.sign(sdf)  # x marks the class of each sample
-    schedule = LatentFitSchedule(num_iterations=3, num_samples=400, balanced=True)
+    schedule = paper_fit(num_iterations=3, num_samples=400, balanced=True)
     fit_latents(Recorder(), xyz, sdf, schedule, generator=torch.Generator().manual_seed(0))
     assert len(drawn) == 3 and all(int((step > 0).sum()) == 200 for step in drawn)
     drawn.clear()

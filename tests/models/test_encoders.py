@@ -4,21 +4,23 @@ from __future__ import annotations
 import pytest
 import torch
 from shapelab.models.networks.encoders import (
-    ConvImageEncoder,
     LatentEncoder,
-    ResNet18Encoder,
-    ResnetPointNetEncoder,
-    VoxelEncoder,
     pool_points,
 )
 
+from shapelab.config import instantiate_group
 from shapelab.errors import ShapelabError
 
 
-@pytest.mark.parametrize("encoder_cls", [ConvImageEncoder, ResNet18Encoder])
-def test_image_encoders_map_images_to_codes_that_depend_on_the_image(encoder_cls):
+def encoder_group(name: str, **settings):
+    """model/encoder=<name> with its YAML values (in model=occnet), ``settings`` replaced."""
+    return instantiate_group(f"model/encoder/{name}", "model=occnet", **settings)
+
+
+@pytest.mark.parametrize("encoder", ["conv", "resnet18"])
+def test_image_encoders_map_images_to_codes_that_depend_on_the_image(encoder):
     torch.manual_seed(0)
-    encoder = encoder_cls(c_dim=16).eval()
+    encoder = encoder_group(encoder, c_dim=16).eval()
     images = torch.rand(2, 3, 64, 64)
     codes = encoder(images)
     assert codes.shape == (2, 16)
@@ -36,28 +38,28 @@ def test_resnet18_loads_a_local_weights_file_and_never_downloads(tmp_path, monke
     weights = tmp_path / "resnet18.pth"
     torch.save(reference.state_dict(), weights)
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda *a, **k: pytest.fail("tried to download"))
-    encoder = ResNet18Encoder(c_dim=8, weights_path=str(weights))
+    encoder = encoder_group("resnet18", c_dim=8, weights_path=str(weights))
     assert torch.equal(encoder.features.conv1.weight, reference.conv1.weight)
     assert torch.equal(encoder.features.layer4[1].bn2.running_var, reference.layer4[1].bn2.running_var)
 
 
 def test_resnet18_bad_weights_files_raise_one_clear_error(tmp_path):
     with pytest.raises(ShapelabError, match="weights_path"):
-        ResNet18Encoder(c_dim=8, weights_path=str(tmp_path / "missing.pth"))
+        encoder_group("resnet18", c_dim=8, weights_path=str(tmp_path / "missing.pth"))
     corrupt = tmp_path / "corrupt.pth"
     corrupt.write_bytes(b"not a checkpoint")
     with pytest.raises(ShapelabError, match="corrupt.pth"):
-        ResNet18Encoder(c_dim=8, weights_path=str(corrupt))
+        encoder_group("resnet18", c_dim=8, weights_path=str(corrupt))
     other = tmp_path / "other.pth"
     torch.save({"weight": torch.zeros(3)}, other)
     with pytest.raises(ShapelabError, match="resnet18"):
-        ResNet18Encoder(c_dim=8, weights_path=str(other))
+        encoder_group("resnet18", c_dim=8, weights_path=str(other))
 
 
 @pytest.mark.parametrize("pooling", ["max", "mean", "robust_pseudo_huber", "robust_welsch"])
 def test_pointnet_is_invariant_to_point_order(pooling):
     torch.manual_seed(0)
-    encoder = ResnetPointNetEncoder(c_dim=12, hidden_dim=16, pooling=pooling)
+    encoder = encoder_group("pointnet", c_dim=12, hidden_dim=16, pooling=pooling)
     points = torch.randn(3, 50, 3)
     perm = torch.randperm(50)
     codes = encoder(points)
@@ -71,12 +73,12 @@ def test_pooling_options_differ_and_unknown_pooling_is_a_config_error():
     assert pool_points(x, "max").item() == 3.0
     assert pool_points(x, "mean").item() == 2.0
     with pytest.raises(ShapelabError, match="pooling"):
-        ResnetPointNetEncoder(c_dim=4, pooling="sum")
+        encoder_group("pointnet", c_dim=4, pooling="sum")
 
 
 def test_voxel_encoder_shapes_and_wrong_grid_error():
     torch.manual_seed(0)
-    encoder = VoxelEncoder(c_dim=10)
+    encoder = encoder_group("voxel", c_dim=10)
     voxels = (torch.rand(2, 32, 32, 32) > 0.5).float()
     codes = encoder(voxels)
     assert codes.shape == (2, 10)
@@ -105,14 +107,14 @@ def test_robust_pooling_codes_move_less_than_max_pooling_under_outliers():
     changes = {}
     for pooling in ("max", "robust_welsch"):
         torch.manual_seed(1)
-        encoder = ResnetPointNetEncoder(c_dim=16, hidden_dim=32, pooling=pooling, pooling_alpha=0.5)
+        encoder = encoder_group("pointnet", c_dim=16, hidden_dim=32, pooling=pooling, pooling_alpha=0.5)
         clean, noisy = encoder(points), encoder(corrupted)
         changes[pooling] = float((noisy - clean).detach().norm() / clean.detach().norm())
     assert changes["robust_welsch"] < 0.5 * changes["max"], changes
 
 
 def test_robust_pooling_trains_through_the_encoder():
-    encoder = ResnetPointNetEncoder(c_dim=4, hidden_dim=8, pooling="robust_huber")
+    encoder = encoder_group("pointnet", c_dim=4, hidden_dim=8, pooling="robust_huber")
     encoder(torch.rand(2, 30, 3)).square().sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in encoder.parameters())
 
@@ -126,15 +128,15 @@ def test_pretrained_resnet18_reads_the_torchvision_cache_and_stops_in_one_line_w
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", lambda *a, **k: pytest.fail("tried to download"))
     expected = tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
     with pytest.raises(ShapelabError, match=f"not found at {expected}.*weights_path") as error:
-        ResNet18Encoder(c_dim=8, pretrained=True)
+        encoder_group("resnet18", c_dim=8, pretrained=True)
     assert "\n" not in str(error.value)
     torch.manual_seed(2)
     reference = resnet18(weights=None)  # a fake "ImageNet" state dict
     expected.parent.mkdir(parents=True)
     torch.save(reference.state_dict(), expected)
-    encoder = ResNet18Encoder(c_dim=8, pretrained=True)
+    encoder = encoder_group("resnet18", c_dim=8, pretrained=True)
     assert torch.equal(encoder.features.conv1.weight, reference.conv1.weight)
     other = tmp_path / "elsewhere.pth"
     torch.save(resnet18(weights=None).state_dict(), other)
-    from_path = ResNet18Encoder(c_dim=8, pretrained=True, weights_path=str(other))
+    from_path = encoder_group("resnet18", c_dim=8, pretrained=True, weights_path=str(other))
     assert not torch.equal(from_path.features.conv1.weight, reference.conv1.weight)

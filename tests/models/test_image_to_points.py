@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 import torch
 from shapelab.losses.chamfer3d import Chamfer3dLoss
-from shapelab.models.image_to_points import ImageToPoints, point_cloud_picture
+from shapelab.models.image_to_points import point_cloud_picture
 from shapelab.models.networks.encoders import ConvImageEncoder
-from shapelab.models.networks.point_decoder import PointDecoder
 from shapelab.renderers.point_projection import PointProjection
 
 from shapelab.config import instantiate_group
@@ -16,9 +15,10 @@ from tests.torch_threads import single_thread  # noqa: F401  (autouse: one torch
 
 
 def small_model(loss, renderer=None, num_points=128, lr=1e-3):
-    return ImageToPoints(
-        ConvImageEncoder(32, channels=(8, 16, 32)), PointDecoder(32, num_points, hidden=(64,)), loss, renderer,
-        optimizer=lambda params: torch.optim.Adam(params, lr=lr), log_images=False,
+    return instantiate_group(
+        "model/image_to_points", encoder=ConvImageEncoder(32, channels=(8, 16, 32)),
+        decoder=instantiate_group("model/image_to_points.decoder", c_dim=32, num_points=num_points, hidden=[64]),
+        loss=loss, renderer=renderer, optimizer=lambda params: torch.optim.Adam(params, lr=lr), log_images=False,
     )
 
 

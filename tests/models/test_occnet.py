@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 import trimesh
 from shapelab.metrics.iou import occupancy_iou
-from shapelab.models.networks.encoders import LatentEncoder, ResnetPointNetEncoder
+from shapelab.models.networks.encoders import LatentEncoder
 from shapelab.models.networks.occnet_decoders import DecoderCBatchNorm, DecoderResnetFC
 from shapelab.models.occnet import OccupancyNetwork, probability_to_logit, refine_mesh, simplify_mesh
 from torch.utils.data import DataLoader, Dataset
@@ -75,13 +75,14 @@ def small_model(z_dim: int = 0, encoder: bool = True, **kwargs) -> OccupancyNetw
         if encoder
         else DecoderResnetFC(z_dim=z_dim, hidden_dim=64)
     )
-    return OccupancyNetwork(
+    return instantiate_group(
+        "model/occnet",
         decoder=decoder,
         loss=instantiate_group("loss/occupancy_bce"),
         optimizer=lambda params: torch.optim.Adam(params, lr=3e-3),
         scheduler=lambda opt: torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[250], gamma=0.1),
         scheduler_interval="step",
-        encoder=ResnetPointNetEncoder(c_dim=c_dim, hidden_dim=32) if encoder else None,
+        encoder=instantiate_group("model/encoder/pointnet", "model=occnet", c_dim=c_dim, hidden_dim=32) if encoder else None,
         latent_encoder=LatentEncoder(z_dim, c_dim=c_dim, hidden_dim=32) if z_dim else None,
         c_dim=c_dim,
         z_dim=z_dim,
@@ -161,7 +162,8 @@ class RadialField(torch.nn.Module):
 
 
 def radial_model(**kwargs) -> OccupancyNetwork:
-    model = OccupancyNetwork(
+    model = instantiate_group(
+        "model/occnet",
         decoder=RadialField(),
         loss=instantiate_group("loss/occupancy_bce"),
         optimizer=torch.optim.Adam,
@@ -243,9 +245,11 @@ def test_vae_trains_with_a_kl_term_and_samples_unconditional_meshes(tmp_path):
 
 def test_config_errors():
     with pytest.raises(ShapelabError, match="latent_encoder"):
-        OccupancyNetwork(decoder=RadialField(), loss=instantiate_group("loss/occupancy_bce"), optimizer=torch.optim.Adam, z_dim=3)
+        instantiate_group("model/occnet", decoder=RadialField(), loss=instantiate_group("loss/occupancy_bce"),
+                          optimizer=torch.optim.Adam, z_dim=3)
     with pytest.raises(ShapelabError, match="encoder"):
-        OccupancyNetwork(decoder=RadialField(), loss=instantiate_group("loss/occupancy_bce"), optimizer=torch.optim.Adam)
+        instantiate_group("model/occnet", decoder=RadialField(), loss=instantiate_group("loss/occupancy_bce"),
+                          optimizer=torch.optim.Adam, encoder=None)
 
 
 # -- experiment configs, end to end on a tiny built-in dataset ---------------------------------------

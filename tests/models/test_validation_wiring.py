@@ -8,9 +8,6 @@ import math
 import pytest
 import torch
 import trimesh
-from shapelab.models.deepsdf import DeepSDF, StepSchedule
-from shapelab.models.latent_optimisation import LatentFitSchedule
-from shapelab.models.occnet import OccupancyNetwork
 from torch import nn
 
 from shapelab.config import instantiate_group
@@ -42,8 +39,8 @@ def _logged(model, step) -> dict[str, float]:
 
 def test_occnet_val_iou_uses_the_configured_threshold(compose_cfg):
     assert compose_cfg("train", ["experiment=occnet_pointcloud"]).model.threshold == 0.2  # OccNet's evaluation value
-    model = OccupancyNetwork(decoder=ConstantLogits(0.3), loss=instantiate_group("loss/occupancy_bce"), optimizer=torch.optim.Adam,
-                             encoder=ZeroEncoder(), c_dim=4, threshold=0.2)
+    model = instantiate_group("model/occnet", decoder=ConstantLogits(0.3), loss=instantiate_group("loss/occupancy_bce"),
+                              optimizer=torch.optim.Adam, encoder=ZeroEncoder(), c_dim=4, threshold=0.2)
     batch = {"points": torch.rand(2, 50, 3), "occ": torch.ones(2, 50), "inputs": torch.rand(2, 10, 3)}
     # p = 0.3 everywhere: inside at threshold 0.2 (IoU 1 with all-inside ground truth), outside at 0.5 (IoU 0)
     assert _logged(model, lambda: model.validation_step(batch, 0))["val/iou"] == pytest.approx(1.0)
@@ -59,10 +56,12 @@ class ZeroSdf(nn.Module):
 
 
 def test_deepsdf_val_sdf_l1_is_measured_on_the_held_out_half():
-    fit = LatentFitSchedule(num_iterations=2, num_samples=8, clamp=0.1)
-    model = DeepSDF(decoder=ZeroSdf(), loss=instantiate_group("loss/sdf_clamped_l1"), optimizer=torch.optim.Adam, decoder_lr=StepSchedule(1e-3),
-                    latent_lr=StepSchedule(1e-3), reconstruction=fit, extract_mesh=None, num_shapes=2, val_fit=fit,
-                    mesh_every_n_epochs=0)
+    fit = instantiate_group("model/deepsdf_paper.reconstruction", num_iterations=2, num_samples=8)
+    model = instantiate_group(
+        "model/deepsdf", decoder=ZeroSdf(), loss=instantiate_group("loss/sdf_clamped_l1"), optimizer=torch.optim.Adam,
+        decoder_lr=instantiate_group("model/deepsdf_paper.decoder_lr", initial=1e-3),
+        latent_lr=instantiate_group("model/deepsdf_paper.latent_lr", initial=1e-3), reconstruction=fit,
+        extract_mesh=None, num_shapes=2, val_fit=fit, mesh_every_n_epochs=0)
     sdf = torch.zeros(2, 40)
     sdf[:, 1::2] = 0.05  # the held-out (odd) samples; the code is fitted on the even ones, where the SDF is 0
     batch = {"xyz": torch.rand(2, 40, 3), "sdf": sdf, "index": torch.tensor([0, 1])}
@@ -70,8 +69,8 @@ def test_deepsdf_val_sdf_l1_is_measured_on_the_held_out_half():
 
 
 def test_occnet_reconstructs_with_the_prior_mean_z():
-    model = OccupancyNetwork(decoder=ConstantLogits(0.3), loss=instantiate_group("loss/occupancy_bce"), optimizer=torch.optim.Adam,
-                             latent_encoder=nn.Identity(), c_dim=0, z_dim=5)
+    model = instantiate_group("model/occnet", decoder=ConstantLogits(0.3), loss=instantiate_group("loss/occupancy_bce"),
+                              optimizer=torch.optim.Adam, encoder=None, latent_encoder=nn.Identity(), c_dim=0, z_dim=5)
     used = []
     model.generate_mesh = lambda z, c: used.append(z) or trimesh.creation.box()
     model.reconstruct({"model_id": ["a", "b"], "synset": ["s", "s"]})

@@ -13,8 +13,6 @@ from omegaconf import OmegaConf
 from pytorch_lightning.loggers import TensorBoardLogger
 from shapelab.datamodules.formats.deepsdf import write_normalisation, write_surface_samples
 from shapelab.datamodules.formats.occnet import write_points
-from shapelab.models.latent_optimisation import LatentFitSchedule
-from shapelab.models.networks.deepsdf_decoder import DeepSDFDecoder
 from shapelab.stages.base import StageRun
 from shapelab.stages.meshsdf import (
     MeshSDFStage,
@@ -125,7 +123,7 @@ def small_decoder_cfg():
 def write_sphere_run(run_dir) -> Path:
     """A DeepSDF-like run directory whose decoder is fitted to a sphere of radius 0.5."""
     torch.manual_seed(0)
-    decoder = DeepSDFDecoder(latent_size=4, hidden_dim=32, num_layers=3, skip_layers=(2,), dropout=0.0)
+    decoder = instantiate_group("model/deepsdf.decoder", latent_size=4, hidden_dim=32, num_layers=3, skip_layers=(2,), dropout=0.0)
     latents = torch.zeros(2, 4)
     optimiser = torch.optim.Adam(decoder.parameters(), lr=3e-3)
     for _ in range(100):
@@ -184,7 +182,7 @@ def test_stage_runs_from_a_checkpoint_and_logs_meshes(tmp_path):
         checkpoint=str(ckpt),
         task="silhouette",
         loss=instantiate_group("stage/meshsdf.loss"),
-        baseline=LatentFitSchedule(num_iterations=20, num_samples=500),
+        baseline=instantiate_group("stage/meshsdf.baseline", num_iterations=20, num_samples=500),
         refine=RefineSchedule(iterations=3, resolution=16),
         num_views=2,
         image_size=24,

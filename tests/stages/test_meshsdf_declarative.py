@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 from shapelab.losses.meshsdf import MeshSDFLoss
-from shapelab.models.networks.deepsdf_decoder import DeepSDFDecoder
 from shapelab.stages.meshsdf import RefineSchedule, refine_latent
 
+from shapelab.config import instantiate_group
 from shapelab.errors import ShapelabError
 
 
@@ -15,7 +15,7 @@ class NearSphereDecoder(torch.nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.network = DeepSDFDecoder(latent_size=4, hidden_dim=32, num_layers=3, skip_layers=(), dropout=0.0)
+        self.network = instantiate_group("model/deepsdf.decoder", latent_size=4, hidden_dim=32, num_layers=3, skip_layers=(), dropout=0.0)
 
     def forward(self, latents, xyz):
         return 0.1 * self.network(latents, xyz) + xyz.norm(dim=-1) - 0.5

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import hydra
 import numpy as np
 import pytest
 import torch
@@ -27,7 +28,7 @@ from shapelab.stages.meshsdf import (
 )
 from torch import nn
 
-from shapelab.config import instantiate_group
+from shapelab.config import compose_group, instantiate_group
 from shapelab.errors import ShapelabError
 from shapelab.evaluation import evaluate_predictions
 from tests.conftest import event_tags
@@ -108,22 +109,15 @@ def test_unknown_task_and_missing_checkpoint_are_clear_errors(tmp_path):
 
 
 def small_decoder_cfg():
-    return OmegaConf.create(
-        {
-            "_target_": "shapelab.models.networks.deepsdf_decoder.DeepSDFDecoder",
-            "latent_size": 4,
-            "hidden_dim": 32,
-            "num_layers": 3,
-            "skip_layers": [2],
-            "dropout": 0.0,
-        }
-    )
+    """The decoder config a small DeepSDF run saves: model=deepsdf's, with a tiny network."""
+    small = {"latent_size": 4, "hidden_dim": 32, "num_layers": 3, "skip_layers": [2], "dropout": 0.0}
+    return OmegaConf.merge(compose_group("model/deepsdf.decoder"), small)
 
 
 def write_sphere_run(run_dir) -> Path:
     """A DeepSDF-like run directory whose decoder is fitted to a sphere of radius 0.5."""
     torch.manual_seed(0)
-    decoder = instantiate_group("model/deepsdf.decoder", latent_size=4, hidden_dim=32, num_layers=3, skip_layers=(2,), dropout=0.0)
+    decoder = hydra.utils.instantiate(small_decoder_cfg())
     latents = torch.zeros(2, 4)
     optimiser = torch.optim.Adam(decoder.parameters(), lr=3e-3)
     for _ in range(100):

@@ -10,11 +10,10 @@ import pytest
 import torch
 import trimesh
 from omegaconf import OmegaConf
-from shapelab.models.latent_optimisation import LatentFitSchedule
 from shapelab.sfm.cameras_file import read_capture_cameras, write_capture_cameras
 from shapelab.sfm.captures import ViewSet, write_capture
 from shapelab.stages.base import StageRun
-from shapelab.stages.meshsdf import MeshSDFStage, RefineSchedule, render_masks
+from shapelab.stages.meshsdf import MeshSDFStage, render_masks
 
 from shapelab.cli.sfm import builtin_shape
 from shapelab.config import instantiate_group
@@ -42,8 +41,9 @@ def checkpoint(tmp_path_factory):
 def small_stage(checkpoint, **overrides) -> MeshSDFStage:
     settings = {"task": "silhouette", "num_views": 4, "image_size": 48, "log_every": 100}
     return MeshSDFStage(checkpoint=str(checkpoint), loss=instantiate_group("stage/meshsdf.loss", chamfer_weight=0.0),
-                        baseline=LatentFitSchedule(num_iterations=20, num_samples=500),
-                        refine=RefineSchedule(iterations=4, lr=0.01, resolution=20), **{**settings, **overrides})
+                        baseline=instantiate_group("stage/meshsdf.baseline", num_iterations=20, num_samples=500),
+                        refine=instantiate_group("stage/meshsdf.refine", iterations=4, lr=0.01, resolution=20),
+                        **{**settings, **overrides})
 
 
 def stage_cfg(out):

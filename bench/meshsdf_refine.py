@@ -31,7 +31,7 @@ from shapelab.geometry.sampling import deepsdf_query_points, sample_surface
 from shapelab.losses.deepsdf import clamped_l1
 from shapelab.models.base import Reconstruction
 from shapelab.models.networks.deepsdf_decoder import DeepSDFDecoder
-from shapelab.stages.meshsdf import MeshSDFStage, RefineSchedule, ShapeTarget
+from shapelab.stages.meshsdf import ShapeTarget
 from torch import nn
 
 from shapelab.config import instantiate_group
@@ -103,13 +103,12 @@ def main() -> None:
     runs = runs if quick else [("pointcloud", "isosurface"), *runs]
     summary = {}
     for task, gradient in runs:
-        stage = MeshSDFStage(
+        stage = instantiate_group(
+            "stage/meshsdf",
             checkpoint=None,
             task=task,
-            loss=instantiate_group("stage/meshsdf.loss"),
-            baseline=instantiate_group("stage/meshsdf.baseline", num_iterations=40 if quick else 300),
-            refine=RefineSchedule(iterations=6 if quick else 30, lr=5e-3,
-                                  resolution=24 if quick else 48),
+            baseline={"num_iterations": 40 if quick else 300},
+            refine={"iterations": 6 if quick else 30, "lr": 5e-3, "resolution": 24 if quick else 48},
             num_views=3 if quick else 6, image_size=40 if quick else 64, seed=args.seed, gradient=gradient,
         )
         rows = []

@@ -69,8 +69,8 @@ class SDFNetwork(nn.Module):
     docs/papers/small_steps.md for why there is no grid here. ``weight_norm`` as the released field.
     """
 
-    def __init__(self, hidden_dim: int = 128, num_layers: int = 3, num_frequencies: int = 0, beta: float = 100.0,
-                 init_radius: float = 0.5, weight_norm: bool = True):
+    def __init__(self, hidden_dim: int, num_layers: int, num_frequencies: int, beta: float, init_radius: float,
+                 weight_norm: bool):
         super().__init__()
         if num_layers < 1 or hidden_dim < 1:
             raise ShapelabError(f"model.network: num_layers={num_layers}, hidden_dim={hidden_dim}; both must be >= 1")
@@ -164,9 +164,9 @@ class StepSettings:
     """Sample counts per optimisation step (the released code uses every surface point, 30k domain samples
     and all 100k input points per step on a GPU)."""
 
-    surface_batch: int = 2048
-    domain_batch: int = 2048
-    input_batch: int = 2048
+    surface_batch: int
+    domain_batch: int
+    input_batch: int
 
 
 def loss_terms(network: nn.Module, batch: FitBatch, settings: StepSettings, generator: torch.Generator,
@@ -263,9 +263,8 @@ class LevelSetModel:
     monitor = Monitor("train/loss", "min")
     """No validation split: a sweep minimises the mean final fitting loss the stage reports as train/loss."""
 
-    def __init__(self, network: Callable[[], nn.Module], steps: StepSettings | None = None, resolution: int = 128,
-                 device: str = "auto"):
-        self.make_network, self.steps, self.resolution = network, steps or StepSettings(), resolution
+    def __init__(self, network: Callable[[], nn.Module], steps: StepSettings, resolution: int, device: str):
+        self.make_network, self.steps, self.resolution = network, steps, resolution
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                                    "cpu" if device == "auto" else device)
 

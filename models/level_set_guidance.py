@@ -14,7 +14,7 @@ finetune); step counts and point counts are scaled down for CPUs in conf/guidanc
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -44,8 +44,8 @@ class Phase:
 class NoGuidance:
     """Unguided baseline: ``finetune`` on the input points for ``steps`` steps (radius r = 1 × spacing)."""
 
-    steps: int = 1000
-    finetune: Phase = field(default_factory=lambda: Phase(0, 1e-4, {"zls": 100.0, "zls_eikonal": 2.0, "domain_eikonal": 1.0}))
+    steps: int
+    finetune: Phase
 
     def fit(self, optimiser: Optimiser, inputs: torch.Tensor, rng: np.random.Generator) -> None:
         spacing = point_spacing(inputs.cpu().numpy())
@@ -54,7 +54,8 @@ class NoGuidance:
 
 @dataclass
 class GuidingPoints:
-    """The paper's guidance (released-code constants as defaults; CPU counts in conf/guidance/guiding_points.yaml).
+    """The paper's guidance; every value in conf/guidance/guiding_points.yaml (CPU counts; the released code's
+    constants in its comments and below).
 
     Args:
         num_points: guiding points M (released: 30 000).
@@ -71,22 +72,19 @@ class GuidingPoints:
         log_every_move: report the guiding points to the observer every this many moves.
     """
 
-    num_points: int = 30000
-    radius_multipliers: tuple[float, float, float] = (16.0, 4.0, 1.0)
-    moves_per_level: tuple[int, int, int] = (5, 10, 200)
-    max_initial_radius: float = 0.2
-    stop_tolerance: float = 1e-2
-    cone_cos: float = 0.9
-    step_cap: float = 0.1
-    initialise: Phase = field(default_factory=lambda: Phase(100, 1e-4, {
-        "zls": 100.0, "zls_eikonal": 10.0, "domain_eikonal": 50.0, "sdf": 50.0, "normal": 10.0, "pull": 20.0}))
-    initialise_second_lr: float = 3e-5
-    update_fit: Phase = field(default_factory=lambda: Phase(100, 3e-5, {
-        "zls": 500.0, "offset": 500.0, "zls_eikonal": 10.0, "domain_eikonal": 2.0, "sdf": 100.0, "pull": 1.0}))
-    update_refit: Phase = field(default_factory=lambda: Phase(100, 3e-5, {
-        "zls": 100.0, "offset": 100.0, "zls_eikonal": 50.0, "domain_eikonal": 50.0, "sdf": 10.0, "pull": 50.0}))
-    finetune: Phase = field(default_factory=lambda: Phase(200, 1e-5, {"zls": 100.0, "zls_eikonal": 2.0, "domain_eikonal": 1.0}))
-    finetune_rounds: int = 10
+    num_points: int
+    radius_multipliers: tuple[float, float, float]
+    moves_per_level: tuple[int, int, int]
+    max_initial_radius: float
+    stop_tolerance: float
+    cone_cos: float
+    step_cap: float
+    initialise: Phase
+    initialise_second_lr: float
+    update_fit: Phase
+    update_refit: Phase
+    finetune: Phase
+    finetune_rounds: int
     log_every_move: int = 1
 
     def budget(self) -> int:

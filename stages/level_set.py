@@ -74,10 +74,8 @@ class LevelSetFitStage(Stage):
         seed: input subsampling, noise and the fit.
     """
 
-    def __init__(self, split: str = "test", max_shapes: int | None = None, shapes: list[str] | None = None,
-                 num_points: int | None = 10000,
-                 noise: float = 0.0, min_points: int = 500, log_every_steps: int = 10, picture_every_moves: int = 2,
-                 seed: int = 0):
+    def __init__(self, split: str, max_shapes: int | None, shapes: list[str] | None, num_points: int | None,
+                 noise: float, min_points: int, log_every_steps: int, picture_every_moves: int, seed: int):
         if split not in ("test", "val"):
             raise ShapelabError(f"stage.split={split!r}: choose 'test' or 'val' (the shared evaluation scores those)")
         self.split, self.max_shapes, self.only, self.num_points, self.noise = split, max_shapes, shapes, num_points, noise

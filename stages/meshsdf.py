@@ -136,13 +136,13 @@ class RefineSchedule:
     """MeshSDF refinement settings: Adam steps on the latent (and optionally the decoder), MC grid,
     fast re-extraction band (`geometry.isosurface.SurfaceTracker`)."""
 
-    iterations: int = 50
-    lr: float = 5e-3
-    resolution: int = 48
-    band_cells: int = 2
-    refresh_every: int = 10
-    optimise_decoder: bool = False
-    decoder_lr: float = 1e-5
+    iterations: int
+    lr: float
+    resolution: int
+    band_cells: int
+    refresh_every: int
+    optimise_decoder: bool
+    decoder_lr: float
 
 
 def decoder_field(decoder: nn.Module, latent: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -261,9 +261,8 @@ class MeshSDFStage(Stage):
     """
 
     def __init__(self, checkpoint: str | None, loss: MeshSDFLoss, baseline: LatentFitSchedule, refine: RefineSchedule,
-                 task: str = "silhouette", split: str = "test", max_shapes: int | None = 4, num_points: int = 2000,
-                 num_views: int | None = 8, image_size: int = 64, log_every: int = 5, seed: int = 0,
-                 gradient: str = "isosurface"):
+                 task: str, split: str, max_shapes: int | None, num_points: int, num_views: int | None, image_size: int,
+                 log_every: int, seed: int, gradient: str):
         if task not in TASKS:
             raise ShapelabError(f"stage.task: {task!r} unknown; use one of {TASKS}")
         self.checkpoint, self.loss, self.baseline, self.refine = checkpoint, loss, baseline, refine

@@ -32,8 +32,6 @@ def file_keys(path: Path) -> dict:
     return merged | own if isinstance(own, dict) else own
 
 
-# packages whose signatures still carry the YAML's values (issue 13 item 9 lands package by package)
-PENDING = ("shapelab.models.level_set", "shapelab.stages.")
 # generic functions whose defaults are their API for many callers; the config names the value a model uses
 KEEP_DEFAULTS = {
     "shapelab.geometry.extraction.extract_mesh": "geometry function called with its defaults across geometry/, "
@@ -41,13 +39,13 @@ KEEP_DEFAULTS = {
 }
 
 
-def defaults_set_in_yaml(conf: Path, pending: tuple[str, ...] = ()) -> list[str]:
+def defaults_set_in_yaml(conf: Path) -> list[str]:
     """'<file>: <key> (<target>)' for every key a YAML file sets whose parameter also has a default in code."""
     found = []
     for path in sorted(conf.rglob("*.yaml")):
         for key, node in target_nodes(file_keys(path)):
             target = node["_target_"]
-            if not target.startswith("shapelab.") or target.startswith(pending) or target in KEEP_DEFAULTS:
+            if not target.startswith("shapelab.") or target in KEEP_DEFAULTS:
                 continue  # other libraries' defaults are theirs (torch.optim.Adam, the Trainer)
             params = _parameters(locate_target(node["_target_"], key))[0]
             found += [
@@ -58,7 +56,7 @@ def defaults_set_in_yaml(conf: Path, pending: tuple[str, ...] = ()) -> list[str]
 
 
 def test_values_the_yaml_sets_have_no_code_default():
-    duplicated = defaults_set_in_yaml(REPO_ROOT / "conf", PENDING)
+    duplicated = defaults_set_in_yaml(REPO_ROOT / "conf")
     assert not duplicated, (
         "these parameters have a default in code and a value in YAML; remove the code default (the YAML is the "
         "one source, DEVELOPING.md 'Configs'):\n" + "\n".join(duplicated)

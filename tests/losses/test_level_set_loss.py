@@ -16,8 +16,9 @@ from shapelab.losses.level_set import (
     weighted_total,
     zero_level_set_loss,
 )
-from shapelab.models.level_set import SDFNetwork, sdf_and_gradient
+from shapelab.models.level_set import sdf_and_gradient
 
+from shapelab.config import instantiate_group
 from tests.torch_threads import single_thread  # noqa: F401
 
 
@@ -33,7 +34,7 @@ def test_eikonal_matches_a_loop_and_is_zero_for_a_distance_field():
 
 def test_eikonal_through_the_network_gradchecks():
     """Second-order: the Eikonal term of ∇f is differentiated w.r.t. the points (float64 gradcheck)."""
-    network = SDFNetwork(hidden_dim=8, num_layers=2, beta=10.0, weight_norm=False).double()
+    network = instantiate_group("model/level_set.network", hidden_dim=8, num_layers=2, beta=10.0, weight_norm=False)().double()
     points = (torch.randn(6, 3, dtype=torch.float64) * 0.5).requires_grad_(True)
     weights = torch.rand(6, dtype=torch.float64) + 0.5
 

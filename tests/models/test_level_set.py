@@ -10,15 +10,19 @@ from omegaconf import OmegaConf
 from shapelab.metrics.iou import mesh_iou
 from shapelab.models.level_set import (
     FitFrame,
-    SDFNetwork,
     project_to_zero_level_set,
     sdf_and_gradient,
 )
 from shapelab.models.level_set_guidance import GuidingPoints, NoGuidance
 
+from shapelab.config import instantiate_group
 from tests.conftest import REPO_ROOT
 from tests.torch_threads import single_thread  # noqa: F401
 
+
+def sdf_network(**settings):
+    """model=level_set's network (hidden 128, 3 layers, Softplus beta 100, radius 0.5), ``settings`` replaced."""
+    return instantiate_group("model/level_set.network", **settings)()
 
 def load(group: str, name: str):
     return hydra.utils.instantiate(OmegaConf.load(REPO_ROOT / "conf" / group / f"{name}.yaml"), _convert_="partial")
@@ -28,7 +32,7 @@ def test_geometric_initialisation_is_a_sphere_of_the_init_radius():
     torch.manual_seed(0)
     directions = torch.nn.functional.normalize(torch.randn(500, 3), dim=-1)
     for frequencies in (0, 6):
-        network = SDFNetwork(hidden_dim=128, num_layers=3, num_frequencies=frequencies, init_radius=0.5)
+        network = sdf_network(num_frequencies=frequencies)
         with torch.no_grad():
             inside, surface, outside = (network(radius * directions) for radius in (0.3, 0.5, 0.8))
         # approximately a sphere (the init is exact only for infinite width)
@@ -39,14 +43,14 @@ def test_geometric_initialisation_is_a_sphere_of_the_init_radius():
 
 
 def test_softplus_beta_is_configurable_and_defaults_to_the_papers():
-    assert SDFNetwork().activation.beta == 100.0
+    assert sdf_network().activation.beta == 100.0
     assert load("model", "level_set").make_network().activation.beta == 100.0
-    assert SDFNetwork(beta=10.0).activation.beta == 10.0
+    assert sdf_network(beta=10.0).activation.beta == 10.0
 
 
 def test_projection_lands_on_the_zero_level_set():
     torch.manual_seed(0)
-    network = SDFNetwork(init_radius=0.5)
+    network = sdf_network(init_radius=0.5)
     points = torch.randn(300, 3) * 0.4
     projected, normals = project_to_zero_level_set(network, points)
     assert len(projected) > 250

@@ -16,8 +16,6 @@ from shapelab.datamodules.formats.deepsdf import write_normalisation, write_surf
 from shapelab.datamodules.formats.occnet import write_points
 from shapelab.stages.base import StageRun
 from shapelab.stages.meshsdf import (
-    MeshSDFStage,
-    RefineSchedule,
     ShapeTarget,
     load_deepsdf_checkpoint,
     observation_targets,
@@ -52,7 +50,7 @@ def sphere_target(radius: float) -> ShapeTarget:
     return ShapeTarget(("s", "sphere"), mesh, mesh.sample(5000, seed=0))
 
 
-SCHEDULE = RefineSchedule(iterations=30, lr=0.02, resolution=24, band_cells=2)
+SCHEDULE = instantiate_group("stage/meshsdf.refine", iterations=30, lr=0.02, resolution=24, band_cells=2)
 
 
 def test_pointcloud_refinement_recovers_the_radius():
@@ -76,7 +74,7 @@ def test_silhouette_refinement_recovers_the_radius():
     decoder = SphereDecoder()
     targets = observation_targets(sphere_target(0.6), "silhouette", 0, 2, 48, np.random.default_rng(0))
     loss = instantiate_group("stage/meshsdf.loss", chamfer_weight=0.0)
-    schedule = RefineSchedule(iterations=20, lr=0.015, resolution=20)
+    schedule = instantiate_group("stage/meshsdf.refine", iterations=20, lr=0.015, resolution=20)
     latent, history = refine_latent(decoder, torch.zeros(1), loss, targets, schedule)
     assert latent.item() == pytest.approx(0.2, abs=0.06)
     assert history[-1]["silhouette"] < 0.3 * history[0]["silhouette"]
@@ -85,7 +83,8 @@ def test_silhouette_refinement_recovers_the_radius():
 def test_decoder_is_optimised_when_asked():
     decoder = SphereDecoder()
     targets = observation_targets(sphere_target(0.6), "pointcloud", 500, 0, 0, np.random.default_rng(0))
-    schedule = RefineSchedule(iterations=3, lr=0.01, resolution=16, optimise_decoder=True, decoder_lr=0.01)
+    schedule = instantiate_group("stage/meshsdf.refine", iterations=3, lr=0.01, resolution=16, optimise_decoder=True,
+                                 decoder_lr=0.01)
     refine_latent(decoder, torch.zeros(1), instantiate_group("stage/meshsdf.loss", num_samples=500), targets, schedule)
     assert decoder.offset.item() > 0.005  # radius 0.4 + z + offset grows towards 0.6
 
@@ -172,15 +171,16 @@ def test_stage_runs_from_a_checkpoint_and_logs_meshes(tmp_path):
     ckpt = write_sphere_run(tmp_path / "run")
     decoder, latents = load_deepsdf_checkpoint(ckpt)
     assert latents.shape == (2, 4) and decoder.latent_size == 4
-    stage = MeshSDFStage(
+    stage = instantiate_group(
+        "stage/meshsdf",
         checkpoint=str(ckpt),
         task="silhouette",
-        loss=instantiate_group("stage/meshsdf.loss"),
-        baseline=instantiate_group("stage/meshsdf.baseline", num_iterations=20, num_samples=500),
-        refine=RefineSchedule(iterations=3, resolution=16),
+        baseline={"num_iterations": 20, "num_samples": 500},
+        refine={"iterations": 3, "lr": 5e-3, "resolution": 16},
         num_views=2,
         image_size=24,
         log_every=2,
+        seed=0,
     )
     evaluate_cfg = OmegaConf.load(Path(__file__).resolve().parents[2] / "conf" / "evaluation" / "default.yaml")
     evaluate_cfg.deepsdf_points, evaluate_cfg.occnet_points, evaluate_cfg.contact_sheet_shapes = 5000, 5000, 0

@@ -39,11 +39,10 @@ def checkpoint(tmp_path_factory):
 
 
 def small_stage(checkpoint, **overrides) -> MeshSDFStage:
-    settings = {"task": "silhouette", "num_views": 4, "image_size": 48, "log_every": 100}
-    return MeshSDFStage(checkpoint=str(checkpoint), loss=instantiate_group("stage/meshsdf.loss", chamfer_weight=0.0),
-                        baseline=instantiate_group("stage/meshsdf.baseline", num_iterations=20, num_samples=500),
-                        refine=instantiate_group("stage/meshsdf.refine", iterations=4, lr=0.01, resolution=20),
-                        **{**settings, **overrides})
+    settings = {"task": "silhouette", "num_views": 4, "image_size": 48, "log_every": 100, "seed": 0}
+    return instantiate_group("stage/meshsdf", checkpoint=str(checkpoint), loss={"chamfer_weight": 0.0},
+                             baseline={"num_iterations": 20, "num_samples": 500},
+                             refine={"iterations": 4, "lr": 0.01, "resolution": 20}, **{**settings, **overrides})
 
 
 def stage_cfg(out):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 from shapelab.losses.meshsdf import MeshSDFLoss
-from shapelab.stages.meshsdf import RefineSchedule, refine_latent
+from shapelab.stages.meshsdf import refine_latent
 
 from shapelab.config import instantiate_group
 from shapelab.errors import ShapelabError
@@ -29,7 +29,8 @@ def _refine(gradient: str, optimise_decoder: bool):
     decoder = NearSphereDecoder()
     latent = INITIAL_LATENT.clone()
     targets = {"points": torch.nn.functional.normalize(torch.randn(500, 3), dim=1) * 0.4}
-    schedule = RefineSchedule(iterations=3, lr=1e-2, resolution=16, band_cells=0, optimise_decoder=optimise_decoder)
+    schedule = instantiate_group("stage/meshsdf.refine", iterations=3, lr=1e-2, resolution=16, band_cells=0,
+                                 optimise_decoder=optimise_decoder)
     loss = MeshSDFLoss(chamfer_weight=1.0, silhouette_weight=0.0, latent_weight=0.0, num_samples=400, renderer=None)
     refined, history = refine_latent(decoder, latent, loss, targets, schedule,
                                      generator=torch.Generator().manual_seed(0), gradient=gradient)

@@ -175,6 +175,11 @@ class ShapeDataModule(pl.LightningDataModule):
         """Facts about the data that model configs may need (filled into `null` model keys)."""
         return {}
 
+    def observation(self, split_key: str) -> dict:
+        """How the split's shapes are observed when they are reconstructed, if not as usual ({}); it enters the
+        evaluation's resume key (e.g. shape completion from one depth view, datamodules/sdf.py)."""
+        return {}
+
     def synsets(self) -> list[str] | None:
         """``categories`` as synset ids (names resolved through the OccNet metadata.yaml); None = all."""
         return category_synsets(self.categories, self.format_dir("occnet") / "metadata.yaml")

@@ -8,6 +8,8 @@ uniformly with replacement (as DeepSDF's ``unpack_sdf_samples``).
 Training batches are B scenes x ``samples_per_scene``; val/test batches carry, per shape, the fixed
 ``eval_samples`` samples that test-time latent optimisation draws its per-step subsets from, or with
 ``eval_samples=None`` the whole file (pos rows, then neg; as DeepSDF's reconstruction, one shape per batch).
+With ``completion`` set, the test split is observed through one depth view per shape instead
+(datamodules/depth_completion.py: shape completion).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from shapelab.datamodules.common import (
     require_files,
     validate_each,
 )
+from shapelab.datamodules.depth_completion import DepthCompletion, DepthViewDataset, depth_view_files
 from shapelab.datamodules.formats.deepsdf import read_sdf_samples, read_split
 
 from shapelab.errors import ShapelabError
@@ -85,6 +88,8 @@ class SdfDataModule(ShapeDataModule):
         eval_samples: samples per shape in val/test batches (pool for test-time latent optimisation);
             None = every sample of the file (needs ``eval_batch_size`` 1: files differ in length).
         preload: keep every split's samples in RAM (DeepSDF's ``load_ram``); workers share it on fork.
+        completion: shape completion: the test split's batches come from one depth view per shape
+            (`DepthCompletion`); training and validation keep the SdfSamples. None = full observation.
         A split may be a name or a path to a split JSON (e.g. DeepSDF's ``examples/splits/sv2_chairs_train.json``).
     """
 
@@ -97,6 +102,7 @@ class SdfDataModule(ShapeDataModule):
         samples_per_scene: int,
         eval_samples: int | None,
         preload: bool,
+        completion: DepthCompletion | None,
         **shared,
     ):
         super().__init__(data_dir, **shared)
@@ -105,6 +111,7 @@ class SdfDataModule(ShapeDataModule):
                 f"data.eval_samples=null (whole SdfSamples files) needs data.eval_batch_size=1, got {self.eval_batch_size}"
             )
         self.samples_per_scene, self.eval_samples, self.preload = samples_per_scene, eval_samples, preload
+        self.completion = completion
         self._shapes: dict[str, list[tuple[str, str]]] = {}
 
     def facts(self) -> dict:
@@ -127,8 +134,17 @@ class SdfDataModule(ShapeDataModule):
             self._shapes[split_key] = shapes
         return self._shapes[split_key]
 
-    def make_dataset(self, split_key: str, train: bool) -> SdfSamplesDataset:
+    def observation(self, split_key: str) -> dict:
+        """How the split's shapes are observed: {} for the SdfSamples, the depth view settings for completion."""
+        if self.completion is None or split_key != "test":
+            return {}
+        return {"depth_view": self.completion.view, "num_samples": self.completion.num_samples,
+                "free_space_fraction": self.completion.free_space_fraction}
+
+    def make_dataset(self, split_key: str, train: bool) -> SdfSamplesDataset | DepthViewDataset:
         shapes = self.split_shapes(split_key)
+        if self.observation(split_key):
+            return self._depth_view_dataset(split_key, shapes)
         samples_dir = self.format_dir("deepsdf") / "SdfSamples" / self.dataset_name
         files = [samples_dir / synset / f"{model_id}.npz" for synset, model_id in shapes]
         require_files(files, f"listed in {self.split_file(split_key)}; run preprocess.py or fix the split")
@@ -138,3 +154,14 @@ class SdfDataModule(ShapeDataModule):
             arrays = loaded if self.preload else None
         num_samples = self.samples_per_scene if train else self.eval_samples
         return SdfSamplesDataset(files, shapes, num_samples, self.seed, train, arrays)
+
+    def _depth_view_dataset(self, split_key: str, shapes: list[tuple[str, str]]) -> DepthViewDataset:
+        files = [depth_view_files(self.format_dir("occnet"), self.format_dir("deepsdf"), self.dataset_name, shape,
+                                  self.completion.view) for shape in shapes]
+        require_files((path for shape_files in files for path in vars(shape_files).values()),
+                      "shape completion reads each test shape's depth view, cameras.npz and NormalizationParameters; "
+                      "run preprocess.py (it renders depth) or choose another data.completion.view")
+        dataset = DepthViewDataset(files, shapes, self.seed, self.completion)
+        if self.validate:
+            validate_each(range(len(shapes)), dataset.check, f"checking {split_key} depth views", self.num_workers)
+        return dataset

@@ -44,27 +44,47 @@ def regularisation_warmup(epoch: int, warmup_epochs: int) -> float:
     return min(1.0, (epoch + 1) / warmup_epochs)
 
 
+def free_space_l1(pred_sdf: torch.Tensor, lower: torch.Tensor, clamp: float) -> torch.Tensor:
+    """Eq. 4 for a sample known only to have SDF >= ``lower`` (free space seen from a depth camera, Sec. 6.3):
+    max(0, clamp(lower, δ) − clamp(f, δ)), zero for any prediction at or above the bound.
+
+    Args:
+        pred_sdf: (...) predicted signed distances.
+        lower: (...) lower bounds of the true signed distances (0: "outside"), same shape.
+        clamp: δ > 0.
+    Returns:
+        (...) element-wise loss (no reduction).
+    """
+    return (lower.clamp(-clamp, clamp) - pred_sdf.clamp(-clamp, clamp)).clamp(min=0)
+
+
 def latent_fitting_loss(
     pred_sdf: torch.Tensor,
     sdf: torch.Tensor,
     latents: torch.Tensor,
     clamp: float,
     latent_reg_weight: float,
+    free_space: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Eq. 10 per shape, test-time latent optimisation with the decoder fixed.
 
-    mean_j |clamp(f(z, x_j)) − clamp(s_j)| + λ·mean_l z_l² (released reconstruction code: λ = 1e-4).
+    mean_j |clamp(f(z, x_j)) − clamp(s_j)| + λ·mean_l z_l² (released reconstruction code: λ = 1e-4); samples
+    flagged ``free_space`` (partial observations, Sec. 6.3) contribute `free_space_l1` with s_j as the bound.
 
     Args:
         pred_sdf: (B, S) predictions f(z_b, x_bj).
-        sdf: (B, S) observed signed distances.
+        sdf: (B, S) observed signed distances (lower bounds where ``free_space``).
         latents: (B, L) codes being optimised.
         clamp: δ.
         latent_reg_weight: λ.
+        free_space: optional (B, S) bool, the samples whose ``sdf`` is only a lower bound.
     Returns:
         (B,) loss of each shape; their sum has independent gradients per shape.
     """
-    data_term = clamped_l1(pred_sdf, sdf, clamp).mean(dim=-1)
+    per_sample = clamped_l1(pred_sdf, sdf, clamp)
+    if free_space is not None:
+        per_sample = torch.where(free_space, free_space_l1(pred_sdf, sdf, clamp), per_sample)
+    data_term = per_sample.mean(dim=-1)
     return data_term + latent_reg_weight * latents.pow(2).mean(dim=-1)
 
 

@@ -175,13 +175,15 @@ class DeepSDF(ShapeModel):
             self.decoder.train(was_training)
 
     def reconstruct(self, batch: dict) -> list[Reconstruction]:
-        """Fit a code to each shape's SDF samples (optionally only ``batch["observed"]``), mesh it."""
-        observed = batch.get("observed")
+        """Fit a code to each shape's SDF samples (optionally only ``batch["observed"]``; ``batch["free_space"]``
+        marks samples known only to be outside, as a depth view gives them), mesh it."""
+        observed, free_space = batch.get("observed"), batch.get("free_space")
         latents = fit_latents(
             self.decoder,
             batch["xyz"].to(self.device),
             batch["sdf"].to(self.device),
             self.reconstruction,
             observed=None if observed is None else observed.to(self.device),
+            free_space=None if free_space is None else free_space.to(self.device),
         )
         return [Reconstruction(frame="deepsdf", mesh=self.mesh_from_latent(z)) for z in latents]

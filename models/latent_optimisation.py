@@ -6,7 +6,8 @@ half the steps, 8000 random samples per step, init N(0, 0.01²), penalty 1e-4·m
 Several shapes are fitted at once (one code per shape, the loss summed over shapes so each code
 gets exactly its own gradient). ``balanced`` draws each step half from the positive (sdf > 0) and half
 from the other samples, as the released ``unpack_sdf_samples_from_ram`` (4000 + 4000 from the whole file). A boolean ``observed`` mask restricts the fit to a subset of the
-samples (partial observations, e.g. one side of the shape = shape completion).
+samples (partial observations, e.g. one side of the shape); ``free_space`` marks samples whose SDF is only a
+lower bound (free space seen by a depth camera: DeepSDF's shape completion, Sec. 6.3, geometry/depth_observation.py).
 """
 from __future__ import annotations
 
@@ -78,6 +79,7 @@ def fit_latents(
     generator: torch.Generator | None = None,
     progress: bool = False,
     init: torch.Tensor | None = None,
+    free_space: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Optimise one latent code per shape against its SDF samples, decoder frozen.
 
@@ -90,6 +92,7 @@ def fit_latents(
         generator: optional torch.Generator on xyz's device, for the code init and the sample draws.
         progress: show a progress bar over the iterations.
         init: optional (B, L) starting codes (warm start); default N(0, init_std²).
+        free_space: optional (B, S) bool, samples whose ``sdf`` is a lower bound (``losses.deepsdf.free_space_l1``).
     Returns:
         (B, L) fitted codes (detached).
 
@@ -104,6 +107,7 @@ def fit_latents(
     try:
         with torch.inference_mode(False), torch.enable_grad():
             xyz, sdf = xyz.detach().clone(), sdf.detach().clone()
+            free = None if free_space is None else free_space.detach().clone()
             batch, num_available = sdf.shape
             weights = torch.ones_like(sdf) if observed is None else observed.detach().clone().to(sdf)
             use_all = observed is None and not schedule.balanced and num_available <= schedule.num_samples
@@ -116,7 +120,7 @@ def fit_latents(
                 for group in optimiser.param_groups:
                     group["lr"] = schedule.lr_at(iteration)
                 if use_all:
-                    step_xyz, step_sdf = xyz, sdf
+                    step_xyz, step_sdf, step_free = xyz, sdf, free
                 else:
                     if schedule.balanced:
                         index = _balanced_indices(weights, sdf, schedule.num_samples, generator)
@@ -124,8 +128,11 @@ def fit_latents(
                         index = _sample_indices(weights, schedule.num_samples, generator)
                     step_xyz = torch.gather(xyz, 1, index[..., None].expand(-1, -1, 3))
                     step_sdf = torch.gather(sdf, 1, index)
+                    step_free = None if free is None else torch.gather(free, 1, index)
                 pred = decoder(latents, step_xyz)
-                loss = latent_fitting_loss(pred, step_sdf, latents, schedule.clamp, schedule.latent_reg_weight)
+                loss = latent_fitting_loss(
+                    pred, step_sdf, latents, schedule.clamp, schedule.latent_reg_weight, free_space=step_free
+                )
                 (latents.grad,) = torch.autograd.grad(loss.sum(), latents)
                 optimiser.step()
             return latents.detach()

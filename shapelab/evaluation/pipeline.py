@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import signal
 import threading
@@ -52,8 +53,12 @@ def evaluate_model(model, datamodule, cfg_evaluate: DictConfig, out_dir: str | P
     """
     shapes = split_shapes(datamodule, cfg_evaluate.split)
     stream = model_stream(model, datamodule, cfg_evaluate.split)
+    identity = model_identity(model)
+    observation = datamodule.observation(cfg_evaluate.split)  # e.g. one depth view (shape completion)
+    if observation:
+        identity += f" observed {json.dumps(observation, sort_keys=True)}"
     return _evaluate(stream, shapes, datamodule, cfg_evaluate, Path(out_dir), loggers,
-                     source or f"model {type(model).__name__}", model_identity(model), [])
+                     source or f"model {type(model).__name__}", identity, [])
 
 
 def evaluate_predictions(

@@ -6,6 +6,7 @@ import torch
 from shapelab.losses.deepsdf import (
     DeepSDFLoss,
     clamped_l1,
+    free_space_l1,
     latent_fitting_loss,
     latent_norm,
     regularisation_warmup,
@@ -88,6 +89,39 @@ def test_latent_fitting_loss_matches_loop_reference():
         for prow, srow, zrow in zip(pred.tolist(), sdf.tolist(), latents.tolist())
     ]
     torch.testing.assert_close(latent_fitting_loss(pred, sdf, latents, 0.1, 1e-4), torch.tensor(expected))
+
+
+def test_free_space_l1_matches_loop_reference_and_is_one_sided():
+    torch.manual_seed(4)
+    pred, lower = torch.randn(3, 9) * 0.15, torch.randn(3, 9) * 0.05
+    expected = torch.tensor(
+        [[max(0.0, clamp_scalar(s, 0.1) - clamp_scalar(p, 0.1)) for p, s in zip(prow, srow)]
+         for prow, srow in zip(pred.tolist(), lower.tolist())]
+    )
+    torch.testing.assert_close(free_space_l1(pred, lower, 0.1), expected)
+    # "outside" (bound 0): any positive prediction is free, a negative one costs |f| up to the clamp
+    outside = torch.zeros(4)
+    torch.testing.assert_close(free_space_l1(torch.tensor([0.3, 0.01, -0.04, -0.5]), outside, 0.1),
+                               torch.tensor([0.0, 0.0, 0.04, 0.1]))
+
+
+def test_latent_fitting_loss_uses_the_bound_only_on_free_space_samples():
+    torch.manual_seed(5)
+    pred, sdf, latents = torch.randn(2, 6) * 0.1, torch.randn(2, 6) * 0.1, torch.randn(2, 3)
+    free = torch.rand(2, 6) > 0.5
+    expected = [
+        sum(max(0.0, clamp_scalar(s, 0.1) - clamp_scalar(p, 0.1)) if f else abs(clamp_scalar(p, 0.1) - clamp_scalar(s, 0.1))
+            for p, s, f in zip(prow, srow, frow)) / 6
+        + 1e-4 * sum(z * z for z in zrow) / 3
+        for prow, srow, frow, zrow in zip(pred.tolist(), sdf.tolist(), free.tolist(), latents.tolist())
+    ]
+    torch.testing.assert_close(latent_fitting_loss(pred, sdf, latents, 0.1, 1e-4, free_space=free), torch.tensor(expected))
+    pred64 = (torch.rand(2, 6, dtype=torch.float64) * 0.16 - 0.08).requires_grad_(True)
+    lower = pred64.detach() + torch.where(torch.rand(2, 6) > 0.5, 0.01, -0.01).double()
+    assert torch.autograd.gradcheck(lambda p: free_space_l1(p, lower, 0.1), (pred64,))
+    assert torch.autograd.gradcheck(
+        lambda p: latent_fitting_loss(p, lower, latents.double(), 0.1, 1e-2, free_space=free), (pred64,)
+    )
 
 
 def test_bad_clamp_is_rejected():

@@ -54,8 +54,8 @@ QUICK_LOOP = {"drwr_steps": 5, "deepsdf": {"shapes": 3, "steps": 100, "samples":
               "stage": ["stage.num_views=4", "stage.image_size=32", "stage.baseline.num_iterations=40",
                         "stage.refine.iterations=4", "stage.refine.resolution=24", "evaluate.occnet_points=20000",
                         "evaluate.deepsdf_points=5000"]}
-DEEPSDF_DECODER = {"_target_": "shapelab.models.networks.deepsdf_decoder.DeepSDFDecoder", "latent_size": 32,
-                   "hidden_dim": 128, "num_layers": 5, "skip_layers": [3], "dropout": 0.0}  # train_deepsdf's network
+DEEPSDF_SIZES = {"latent_size": 32, "hidden_dim": 128, "num_layers": 5, "skip_layers": [3], "dropout": 0.0}
+"""bench/meshsdf_refine.py train_deepsdf's network: model/deepsdf's decoder with these sizes."""
 
 
 def reconstruct(capture: Path, out: Path, options: dict) -> dict:
@@ -125,6 +125,7 @@ def deepsdf_checkpoint(category: str, shapes: int, steps: int, samples: int, out
     from shapelab.datamodules.synthetic import CATEGORIES
 
     from bench.meshsdf_refine import built_in_shape, train_deepsdf
+    from shapelab.config import compose_group
 
     synset = {name: key for key, name in CATEGORIES.items()}[category]
     rng = np.random.default_rng(0)
@@ -132,7 +133,8 @@ def deepsdf_checkpoint(category: str, shapes: int, steps: int, samples: int, out
     decoder = train_deepsdf(torch.stack([xyz for xyz, _ in data]), torch.stack([sdf for _, sdf in data]), steps, 0)
     for folder in ("checkpoints", ".hydra"):
         (out / folder).mkdir(parents=True, exist_ok=True)
-    OmegaConf.save({"model": {"decoder": DEEPSDF_DECODER}}, out / ".hydra" / "config.yaml")
+    decoder_cfg = {**compose_group("model/deepsdf.decoder"), **DEEPSDF_SIZES}
+    OmegaConf.save({"model": {"decoder": decoder_cfg}}, out / ".hydra" / "config.yaml")
     state = {f"decoder.{key}": value for key, value in decoder.state_dict().items()}
     torch.save({"state_dict": {**state, "latents.weight": torch.zeros(len(data), 32)}}, out / "checkpoints" / "last.ckpt")
     return out / "checkpoints" / "last.ckpt"

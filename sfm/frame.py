@@ -3,7 +3,9 @@
 SfM fixes its world only up to a similarity. The models expect the object centred in the unit cube,
 y up (OccNet frame, shapes in [-0.5, 0.5]^3). The similarity ``p' = s R (p - c)`` is chosen as:
 - object points: the sparse points that fall inside the silhouette in at least ``mask_agreement`` of the
-  registered views that see them (when masks are given); without masks, the points inside the 2nd-98th
+  registered views whose image they project into (when masks are given; all views, not only the ones that
+  observed the point: a point triangulated badly from two views inside their masks falls outside the others'
+  masks — with DSP-SIFT and guided matching such outliers stretched the car's box to 3x its size); without masks, the points inside the 2nd-98th
   percentile box on every axis (background clutter is then the user's to crop);
 - up (+y): photos taken upright (no roll) have horizontal x axes, so up is the direction most orthogonal to
   every camera's x axis (the eigenvector of the smallest eigenvalue of sum_i x_i x_i^T), signed to agree with

@@ -54,21 +54,33 @@ def read_mask(path: Path) -> np.ndarray:
         raise ShapelabError(f"{path}: unreadable mask ({exc}); re-export it as an 8-bit PNG") from None
 
 
+def mask_share(pixels: list[np.ndarray], masks: list[np.ndarray]) -> np.ndarray:
+    """(N,) share of the views in which each point projects into the image that see it inside their mask: the
+    visual-hull test. ``pixels``: per view (N, 2) continuous pixel coordinates (x, y; NaN where the point is behind
+    the camera); ``masks``: per view (H, W) bool. A point no view sees gets 0."""
+    inside, seen = np.zeros(len(pixels[0])), np.zeros(len(pixels[0]))
+    for uv, mask in zip(pixels, masks):
+        uv = np.nan_to_num(np.floor(uv), nan=-1.0).astype(np.int64)
+        valid = (uv[:, 0] >= 0) & (uv[:, 0] < mask.shape[1]) & (uv[:, 1] >= 0) & (uv[:, 1] < mask.shape[0])
+        seen += valid
+        inside[valid] += mask[uv[valid, 1], uv[valid, 0]]
+    return inside / np.maximum(seen, 1)
+
+
 def inside_fraction(reconstruction, masks_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(points (N, 3), share (N,) of each point's observations that fall inside the observing view's mask)."""
-    masks = {image_id: read_mask(mask_path(masks_dir, image.name))
-             for image_id, image in reconstruction.images.items() if image.has_pose}
-    ids = sorted(reconstruction.points3D)
-    points = np.array([reconstruction.points3D[i].xyz for i in ids]).reshape(-1, 3)
-    share = np.zeros(len(ids))
-    for row, point_id in enumerate(ids):
-        inside = []
-        for element in reconstruction.points3D[point_id].track.elements:
-            mask = masks[element.image_id]
-            col, line = np.floor(reconstruction.images[element.image_id].points2D[element.point2D_idx].xy).astype(int)
-            inside.append(0 <= line < mask.shape[0] and 0 <= col < mask.shape[1] and mask[line, col])
-        share[row] = np.mean(inside)
-    return points, share
+    """(points (N, 3), `mask_share` (N,) over every registered view, not only the views that observed the point: a
+    point triangulated badly from two views inside their masks still falls outside most others' masks)."""
+    points = np.array([point.xyz for point in reconstruction.points3D.values()]).reshape(-1, 3)
+    pixels, masks = [], []
+    for image in reconstruction.images.values():
+        if not image.has_pose:
+            continue
+        in_camera = image.cam_from_world() * points
+        uv = np.asarray(reconstruction.cameras[image.camera_id].img_from_cam(in_camera), dtype=np.float64)
+        uv[in_camera[:, 2] <= 0] = np.nan
+        pixels.append(uv)
+        masks.append(read_mask(mask_path(masks_dir, image.name)))
+    return points, mask_share(pixels, masks)
 
 
 def move_to_object_frame(reconstruction, masks_dir: Path | None, mask_agreement: float = 0.8) -> dict:

@@ -13,8 +13,9 @@ same surface; each pair of runs differs only in the cameras (and their frame):
   cloud scaled to a unit box) after the same number of steps;
 - MeshSDF silhouette stage (``stage=meshsdf data=colmap_views``): a small DeepSDF (bench/meshsdf_refine.py's
   ``train_deepsdf``) trained on other shapes of the category, then the plain DeepSDF answer from the capture's
-  masks (before) and its MeshSDF refinement (after), scored by the shared evaluation (``iou``,
-  ``chamfer_deepsdf`` x 1e3) against the capture's true surface.
+  masks (before) and its MeshSDF refinement (after), scored by the shared evaluation (``iou``, and
+  ``chamfer_capnet``: both clouds scaled to a unit box, so comparable across the two runs' frames, unlike
+  ``chamfer_deepsdf`` in each capture's own units) against the capture's true surface.
 
     python bench/sfm_poses.py [--quick] [--shapes car chair airplane] [--loop-steps N] [--no-loop]
 
@@ -24,8 +25,8 @@ and 30 refinement steps. ``--quick``: the first shape only, 10 views on a 90-deg
 default features, DRWR 5 steps, DeepSDF on 3 shapes (100 steps), stage with 4 views of 32 px and 4 refinement
 steps (111 s wall, 33 CPU-s at load 10.8).
 Last line: ``sfm_poses registered_ratio=<> rot_err_deg_median=<> center_err_rel_median=<> reproj_px=<>
-seconds_per_image=<>`` (+ cpu_seconds_per_image, load, the DRWR chamfer and MeshSDF iou / chamfer on SfM and
-true cameras).
+seconds_per_image=<>`` (+ cpu_seconds_per_image, load, the DRWR chamfer and MeshSDF iou / chamfer_capnet on SfM
+and true cameras).
 """
 from __future__ import annotations
 
@@ -159,16 +160,16 @@ def loop(first: str, capture: Path, sfm_dir: Path, report: dict, settings: dict,
     stage = {name: meshsdf(folder, file, checkpoint, settings["stage"], out / f"meshsdf_{name}")
              for name, (folder, file) in cameras.items()}
     print(f"\nloop on {first} ({steps} DRWR steps; MeshSDF: {' '.join(settings['stage'])})")
-    print("| cameras | DRWR chamfer_capnet | MeshSDF iou before | after | chamfer_deepsdf x1e3 before | after |")
+    print("| cameras | DRWR chamfer_capnet | MeshSDF iou before | after | MeshSDF chamfer_capnet before | after |")
     print("|---|---|---|---|---|---|")
     for name in cameras:
         m = stage[name]
         print(f"| {name} | {chamfer[name]:.5f} | {m['meshsdf/iou_before']:.4f} | {m['meshsdf/iou_after']:.4f} | "
-              f"{1e3 * m['meshsdf/chamfer_deepsdf_before']:.3f} | {1e3 * m['meshsdf/chamfer_deepsdf_after']:.3f} |")
+              f"{m['meshsdf/chamfer_capnet_before']:.5f} | {m['meshsdf/chamfer_capnet_after']:.5f} |")
     keys = {f"drwr_chamfer_{n.lower()}": f"{chamfer[n]:.5f}" for n in cameras}
     keys.update({f"meshsdf_iou_{label}_{n.lower()}": f"{stage[n][f'meshsdf/iou_{label}']:.4f}"
                  for label in ("before", "after") for n in cameras})
-    keys.update({f"meshsdf_chamfer_after_{n.lower()}": f"{1e3 * stage[n]['meshsdf/chamfer_deepsdf_after']:.3f}"
+    keys.update({f"meshsdf_chamfer_capnet_after_{n.lower()}": f"{stage[n]['meshsdf/chamfer_capnet_after']:.5f}"
                  for n in cameras})
     return f" drwr_steps={steps} " + " ".join(f"{k}={v}" for k, v in keys.items())
 

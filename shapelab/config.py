@@ -28,6 +28,7 @@ from shapelab.errors import ShapelabError
 HYDRA_SPECIAL_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 # `_target_` prefixes a saved run config may name (README "What is trusted"): the project's own code and the
 # libraries its configs document. Anything else (e.g. `shutil.copyfile`) is refused before instantiation.
+OPTIONAL_KEY = object()  # the "default" of a key a TypedDict does not require (`total=False`)
 # base classes whose `__init__(*args, **kwargs)` accepts no keyword (torch's Module raises on any)
 KWARGS_FREE_BASES = {"builtins.object", "torch.nn.modules.module.Module"}
 TRUSTED_TARGET_PREFIXES = (
@@ -91,7 +92,8 @@ def _callable_parameters(func) -> tuple[dict[str, inspect.Parameter], bool, dict
             open_kwargs = True
             continue
         for key, hint in typing.get_type_hints(typed).items():
-            named[key] = inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, annotation=hint)
+            default = inspect.Parameter.empty if key in typed.__required_keys__ else OPTIONAL_KEY
+            named[key] = inspect.Parameter(key, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=hint)
             hints[key] = hint
     return named, open_kwargs, hints
 
@@ -182,6 +184,20 @@ def check_targets(node, key: str = "") -> None:
 def _check_target_node(node: DictConfig, target_path: str, key: str) -> None:
     params, takes_kwargs, hints = _parameters(locate_target(target_path, key or "<root>"))
     _check_keys(node, params, takes_kwargs, hints, target_path, key)
+    if target_path.startswith("shapelab.") and not node.get("_partial_") and "_args_" not in node:
+        _check_required(node, params, target_path, key)
+
+
+def _check_required(node: DictConfig, params: dict, target_path: str, key: str) -> None:
+    """Our targets take every value a config sets from the config (no code default, DEVELOPING.md "Configs"): a
+    required parameter the node lacks (a local file that dropped it, a run saved before it existed) is one line."""
+    for name, param in params.items():
+        if param.default is inspect.Parameter.empty and name not in node.keys():  # noqa: SIM118 - keys() lists ??? keys
+            where = f"{key}.{name}" if key else name
+            raise ShapelabError(
+                f"config key '{where}' is missing: {target_path} needs it; add it (its value is in the conf/ file of "
+                "this group; a run saved before the parameter existed: add the value it was trained with)"
+            )
 
 
 def _check_keys(node: DictConfig, params: dict, takes_kwargs: bool, hints: dict, owner: str, key: str) -> None:

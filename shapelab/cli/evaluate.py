@@ -61,6 +61,7 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, float]:
     ckpt = Path(resolve_ckpt_path(cfg.ckpt_path, cfg.paths.log_dir, "train"))
     run_dir = ckpt.parent.parent
     run_cfg = load_run_config(run_dir)
+    config_check.check_targets(run_cfg.model, "model")  # one line for a key the saved config lacks or misspells
     model = hydra.utils.instantiate(run_cfg.model)
     load_weights(model, ckpt)  # before the data: a bad checkpoint fails fast
     if torch.cuda.is_available():

@@ -100,7 +100,28 @@ def test_typed_kwargs_and_typed_dict_settings_are_checked():
     check_targets(OmegaConf.create({"build": ok}))
     with pytest.raises(ShapelabError, match=r"'build.sdf_sampels'.*did you mean 'sdf_samples'"):
         check_targets(OmegaConf.create({"build": {**ok, "sdf_sampels": 10}}))
-    data = {"_target_": "shapelab.datamodules.sdf.SdfDataModule", "data_dir": "x", "build": {"seed": 0}}
+    from shapelab.config import compose_group
+
+    data = compose_group("data/synthetic")
+    data.build = {"seed": 0}
     check_targets(OmegaConf.create({"data": data}))
+    data.build = {"voxel_resolution": 1.5}
     with pytest.raises(ShapelabError, match=r"'data.build.voxel_resolution'=1.5 is not a valid int"):
-        check_targets(OmegaConf.create({"data": {**data, "build": {"voxel_resolution": 1.5}}}))
+        check_targets(OmegaConf.create({"data": data}))
+
+
+@pytest.mark.parametrize(("option", "key"), [("data/synthetic", "batch_size"), ("loss/drwr", "repulsion_weight"),
+                                             ("stage/meshsdf", "refine.lr")])
+def test_a_missing_required_key_is_one_line(option, key):
+    """Our targets take the values configs set from the config (no code default): a node without one (a local
+    file that dropped it, a run saved before the parameter existed) stops at start-up naming the key."""
+    from shapelab.config import compose_group
+
+    group = option.split("/")[0]
+    node = compose_group(option)
+    parent, _, leaf = f"{group}.{key}".rpartition(".")
+    cfg = OmegaConf.create({group: node})
+    check_targets(cfg)
+    del OmegaConf.select(cfg, parent)[leaf]
+    with pytest.raises(ShapelabError, match=rf"config key '{re.escape(parent)}.{leaf}' is missing: shapelab\."):
+        check_targets(cfg)

@@ -158,11 +158,14 @@ class ColmapViewsDataModule(ShapeDataModule):
 
     def __init__(self, captures: Sequence[str], *, num_views: int, image_size: int | None, mask_size: int,
                  gt_points: int, masks_dir: str | None, cameras_file: str, eval_input_views: int | None,
-                 ground_truth_dir: str | None, **shared):
+                 ground_truth_dir: str | None, batch_size: int, eval_batch_size: int, num_workers: int, seed: int,
+                 categories: Sequence[str] | None):
+        # the shared parameters are listed (not **shared): the others of ShapeDataModule are fixed here
         truth = Path(ground_truth_dir) if ground_truth_dir is not None else None
-        super().__init__(".", dataset_name=DATASET_NAME, build=None, train_split="train", val_split="val",
-                         test_split="test", validate=True, deepsdf_dir=truth / "deepsdf" if truth else None,
-                         occnet_dir=truth / "occnet" if truth else None, **shared)
+        super().__init__(".", dataset_name=DATASET_NAME, build=None, batch_size=batch_size,
+                         eval_batch_size=eval_batch_size, num_workers=num_workers, train_split="train", val_split="val",
+                         test_split="test", categories=None, seed=seed, validate=True,
+                         deepsdf_dir=truth / "deepsdf" if truth else None, occnet_dir=truth / "occnet" if truth else None)
         if not captures:
             raise ShapelabError("data.captures is empty; give the SfM output folders, e.g. data.captures=[out/sfm]")
         if masks_dir is not None and len(captures) != 1:

@@ -10,7 +10,7 @@ import torch
 from shapelab.datamodules import common
 from shapelab.datamodules.sdf import SdfDataModule, sample_half_pos_half_neg
 
-from shapelab.config import instantiate_group
+from shapelab.config import compose_group, instantiate_group
 from shapelab.errors import ShapelabError
 from tests.datamodules.conftest import corrupt, write_sdf_file
 
@@ -167,7 +167,8 @@ def test_prepare_data_builds_only_when_asked(deepsdf_data, monkeypatch):
     make(deepsdf_data).prepare_data()
     assert calls == []
     make(deepsdf_data, build={"shapes_per_category": 6, "splits": [4, 1, 1]}).prepare_data()
-    assert calls == [(deepsdf_data, {"name": "tiny", "shapes_per_category": 6, "splits": [4, 1, 1]})]
+    build = {**compose_group("data/synthetic").build, "shapes_per_category": 6, "splits": [4, 1, 1]}  # merged
+    assert calls == [(deepsdf_data, {"name": "tiny", **build})]
 
 
 def test_configs_instantiate_the_sdf_datamodule(compose_cfg, deepsdf_data, tmp_path):

@@ -187,3 +187,30 @@ def test_validation_and_test_scoring_agree_on_the_same_shapes(tiny_synthetic, co
     scores = evaluate_model(model, datamodule, cfg.evaluate, tmp_path / "eval")
     assert scores["eval/val/chamfer_capnet"] == pytest.approx(validation, rel=1e-5)
     assert scores["eval/val/chamfer_drwr_best"] <= scores["eval/val/chamfer_drwr"]
+
+
+@pytest.mark.parametrize("experiment", ["capnet", "drwr"])
+def test_cpu_recipe_opens_the_untrained_clump_within_five_steps(experiment, tiny_synthetic, compose_cfg, tmp_path):
+    """The CPU recipe's untrained network predicts a clump ~3 px wide (the same cloud for every image); its
+    learning rate must spread it over the silhouettes within a few steps (at Adam 1e-4 DRWR needed ~100 steps on the
+    built-in chairs, which left the 120-step benchmark at the untrained network's Chamfer; bench/RESULTS.md)."""
+    import hydra
+
+    from tests.conftest import compose_run_cfg, tiny_synthetic_overrides
+
+    cfg = compose_run_cfg(compose_cfg, [
+        f"experiment={experiment}", "category=chairs", *tiny_synthetic_overrides(tiny_synthetic), "data.batch_size=1",
+        "model.decoder.num_points=256",
+    ], tmp_path / "run")
+    torch.manual_seed(0)
+    datamodule, model = hydra.utils.instantiate(cfg.data), hydra.utils.instantiate(cfg.model)
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    optimizer = model.configure_optimizers()
+    spread_before = model(batch["image"]).detach().std(dim=1).mean().item()
+    for _ in range(5):
+        optimizer.zero_grad()
+        model.supervision(model(batch["image"]), batch)["loss"].backward()
+        optimizer.step()
+    spread_after = model(batch["image"]).detach().std(dim=1).mean().item()
+    assert spread_before < 0.02 and spread_after > 3 * spread_before, (spread_before, spread_after)

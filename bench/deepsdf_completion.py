@@ -7,7 +7,8 @@ A third row scores the mean shape (the code at its N(0, 0.01²) init, no fit): w
 
     python bench/deepsdf_completion.py [--quick] [--run <dir>] [--view N] [hydra overrides for training ...]
 
-``--quick`` (about 2 minutes once the built-in data exists): trains chairs for 20 epochs, 30 fit steps, 32³ meshes.
+``--quick``: trains chairs for 20 epochs, 30 fit steps, 32³ meshes, 10k-point surface metrics (timing in
+bench/RESULTS.md).
 Last line: ``deepsdf_completion iou_full=<> iou_view=<> iou_mean_shape=<> chamfer_l1_full_x10=<> ...`` (means over
 categories; Chamfer-L1 as OccNet, unit cube, ×10).
 """
@@ -27,6 +28,7 @@ QUICK = [
     "experiment=deepsdf_chairs", "trainer.max_epochs=20", "trainer.check_val_every_n_epoch=20",
     "model.reconstruction.num_iterations=30", "model.extract_mesh.resolution=32", "model.mesh_every_n_epochs=0",
 ]
+QUICK_SCORING = ["evaluate.occnet_points=10000", "evaluate.deepsdf_points=10000"]  # 10x fewer surface samples
 COLUMNS = {"iou": 1.0, "chamfer_l1_occnet": 10.0, "chamfer_deepsdf": 1e3}  # reported scale of each
 COMPLETION = {"_target_": "shapelab.datamodules.depth_completion.DepthCompletion", "num_samples": 8192,
               "free_space_fraction": 0.5}
@@ -87,14 +89,15 @@ def evaluate_observations(run: Path, view: int, out: Path, overrides: list[str])
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="train chairs for 20 epochs, coarse fits (~2 min)")
+    parser.add_argument("--quick", action="store_true", help="train chairs for 20 epochs, coarse fits and metrics")
     parser.add_argument("--run", type=Path, help="a finished train.py DeepSDF run to evaluate instead of training")
     parser.add_argument("--view", type=int, default=0, help="which of the 24 depth renders each test shape is seen from")
     parser.add_argument("overrides", nargs="*", help="hydra overrides for training, e.g. trainer.max_epochs=300")
     args = parser.parse_args()
     out = REPO_ROOT / "logs" / "bench_deepsdf_completion" / time.strftime("%Y-%m-%d_%H-%M-%S")
     run = args.run or train_run([*(QUICK if args.quick else ["experiment=deepsdf_all"]), *args.overrides], out / "run")
-    results = evaluate_observations(run.resolve(), args.view, out, ["evaluate.split=test"])
+    results = evaluate_observations(run.resolve(), args.view, out,
+                                    ["evaluate.split=test", *(QUICK_SCORING if args.quick else [])])
 
     print(f"\nrun: {run}; evaluations in {out}")
     names = list(results)

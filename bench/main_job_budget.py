@@ -34,6 +34,9 @@ def compose_config(overrides: list[str], output_dir: Path):
     from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
+    from shapelab import resolvers
+
+    resolvers.register()
     with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=[
             f"paths.output_dir={output_dir}", "task_name=bench_main_job_budget", "logger=csv",

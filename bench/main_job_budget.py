@@ -6,7 +6,7 @@ scores the test split (IoU on the OccNet points, mean over classes) under severa
 all threads). The same run also meshes the learnt codes of some training shapes (no latent fit): the
 gap between those and the test shapes is what reconstruction, not the decoder, loses.
 
-    python bench/main_job_budget.py [--quick] [--recon ITERS:SAMPLES:RES ...] [--from-run DIR] [hydra overrides ...]
+    python bench/main_job_budget.py [--quick] [--from-run DIR] [hydra overrides ...] [--recon ITERS:SAMPLES:RES ...]
 
 ``--from-run DIR``: skip training, evaluate DIR/checkpoints/last.ckpt (trained with the same overrides).
 
@@ -98,6 +98,8 @@ def main() -> None:
     parser.add_argument("--from-run", type=Path, default=None, help="evaluate this run's last.ckpt, no training")
     parser.add_argument("overrides", nargs="*", help="hydra overrides of the training run")
     args = parser.parse_args()
+    if any("=" in setting for setting in args.recon or []):
+        parser.error("--recon takes every value after it: put the hydra overrides before --recon")
     out = args.from_run or REPO_ROOT / "logs" / "bench_main_job_budget" / time.strftime("%Y-%m-%d_%H-%M-%S")
     cfg = compose_config([*(QUICK if args.quick else []), *args.overrides], out)
     settings = args.recon or (["30:2048:32"] if args.quick else None)

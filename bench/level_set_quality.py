@@ -7,10 +7,12 @@ test shape's SION% (`metrics.sion`, unit-cube frame), and fits the chosen shapes
 step budget) — from 10k points of each pointcloud.npz. Scores come from the shared evaluation (IoU on
 points.npz) and the stage (the paper's squared Chamfer, 30k mesh samples vs the GT cloud, unit-cube frame).
 
-    python bench/level_set_quality.py [--quick] [--threads 1] [--data-dir DIR] [--out DIR] [hydra overrides ...]
+    python bench/level_set_quality.py [--quick] [--threads 1] [--jobs 1] [--data-dir DIR] [--out DIR] [hydra overrides ...]
 
-Full: every test shape (18, SION% from ~5 to ~60); ``--quick``: 3 shapes (lowest, median, highest SION%).
-Fits are resumable: rerunning the command reuses finished fits. Prints a table per shape, the machine load,
+Full: every test shape (18, SION% from ~2 to ~52; ``--count 12``: 12 of them evenly spread in SION% order);
+``--quick``: 3 shapes (lowest, median, highest SION%).
+Fits are resumable: rerunning the command reuses finished fits. ``--jobs 2`` fits the two methods in two
+processes at once (``--threads`` torch threads each). Prints a table per shape, the machine load,
 wall and CPU seconds, and the last line is
 ``level_set_quality guided_iou=<> unguided_iou=<> guided_chamfer=<> unguided_chamfer=<> high_sion_iou_gain=<>
 seconds_per_shape=<>`` (means over shapes; gain = guided minus unguided mean IoU on the upper third of SION%;
@@ -21,9 +23,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import multiprocessing
 import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -54,9 +58,11 @@ def shape_sions(root: Path) -> dict[str, float]:
     return sions
 
 
-def run_method(method: str, shapes: list[str], data_dir: Path, out: Path, overrides: list[str]) -> tuple[dict, list]:
+def run_method(method: str, shapes: list[str], data_dir: Path, out: Path, overrides: list[str],
+               threads: int) -> tuple[dict, list]:
     """Fit and score ``shapes`` with one guidance through train(): (per shape: iou, chamfer, seconds, cpu;
     the evaluation's per-shape rows)."""
+    import torch
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
@@ -64,6 +70,7 @@ def run_method(method: str, shapes: list[str], data_dir: Path, out: Path, overri
 
     from shapelab.cli.train import train
 
+    torch.set_num_threads(threads)
     run_dir = out / method
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
@@ -92,23 +99,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 shapes (lowest, median, highest SION%%)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: no spinning on a shared machine)")
+    parser.add_argument("--count", type=int, default=None, help="full run: this many shapes, evenly spread in SION%% order")
+    parser.add_argument("--jobs", type=int, choices=(1, 2), default=1, help="2: both methods at once, one process each")
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("SHAPELAB_DATA", REPO_ROOT / "data")))
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "out" / "level_set_quality")
     parser.add_argument("overrides", nargs="*", help="hydra overrides for both methods, e.g. stage.num_points=5000")
     args = parser.parse_args()
-    import torch
     from shapelab.datamodules.synthetic import ensure_synthetic_dataset
 
     from shapelab.evaluation.report import quality_vs_sion
 
-    torch.set_num_threads(args.threads)
     root = ensure_synthetic_dataset(args.data_dir, **DATASET)
     sions = shape_sions(root)
     ordered = sorted(sions, key=sions.get)
-    shapes = [ordered[0], ordered[len(ordered) // 2], ordered[-1]] if args.quick else ordered
+    if args.quick:
+        shapes = [ordered[0], ordered[len(ordered) // 2], ordered[-1]]
+    else:
+        count = min(args.count or len(ordered), len(ordered))
+        shapes = [ordered[int(i)] for i in np.linspace(0, len(ordered) - 1, count).round()]
     out = args.out / ("quick" if args.quick else "full")
     load_before, wall = os.getloadavg()[0], time.perf_counter()
-    runs = {method: run_method(method, shapes, args.data_dir, out, args.overrides) for method in METHODS}
+    jobs = {method: (method, shapes, args.data_dir, out, args.overrides, args.threads) for method in METHODS}
+    if args.jobs == 1:
+        runs = {method: run_method(*job) for method, job in jobs.items()}
+    else:
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {method: pool.submit(run_method, *job) for method, job in jobs.items()}
+            runs = {method: future.result() for method, future in futures.items()}
     results = {method: scores for method, (scores, _) in runs.items()}
     print(f"\n{'shape':<44} {'SION%':>6} | {'IoU guided':>10} {'unguided':>9} | {'Chamfer guided':>14} {'unguided':>9}")
     for key in shapes:
@@ -122,7 +139,8 @@ def main() -> None:
     print(f"\nshapes {len(shapes)}, SION% {sions[shapes[0]]:.1f}..{sions[shapes[-1]]:.1f}; load average "
           f"{load_before:.1f} -> {os.getloadavg()[0]:.1f}; whole run {time.perf_counter() - wall:.0f} s wall; per shape: "
           f"guided {mean('guided', 'seconds'):.1f} s wall / {mean('guided', 'cpu'):.1f} CPU-s, unguided "
-          f"{mean('unguided', 'seconds'):.1f} s / {mean('unguided', 'cpu'):.1f} CPU-s ({args.threads} thread(s)); "
+          f"{mean('unguided', 'seconds'):.1f} s / {mean('unguided', 'cpu'):.1f} CPU-s ({args.threads} thread(s), "
+          f"{args.jobs} job(s)); "
           f"chamfer = PG-SDF squared Chamfer (unit cube); picture {out / 'quality_vs_sion.png'}")
     print(f"level_set_quality guided_iou={mean('guided', 'iou'):.4f} unguided_iou={mean('unguided', 'iou'):.4f} "
           f"guided_chamfer={mean('guided', 'chamfer'):.6f} unguided_chamfer={mean('unguided', 'chamfer'):.6f} "

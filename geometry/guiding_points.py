@@ -58,6 +58,21 @@ def march_to_offset_surface(points: np.ndarray, normals: np.ndarray, inputs: cKD
     return anchor + radius * outward, outward
 
 
+def exterior_offset_points(start: np.ndarray, inputs: cKDTree, radius: float,
+                           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Points on the input dilated by ``radius`` and their outward normals, (K, 3) each (released
+    ``find_exterior_level_set`` with one inward and no extra "bounce" pass): points ``start`` (S, 3) on the
+    unit sphere march inward (step r/10, 30 % direction noise); from where they arrived (+1e-3 outward) they
+    march outward again (10 % noise), which reaches dilated walls an inward march from the sphere cannot — the
+    far side of a cavity. Both sets together."""
+    step = radius / 10
+    march = lambda points, normals, jitter: march_to_offset_surface(points, normals, inputs, radius, step,
+                                                                    int(2.5 / step), rng, jitter)
+    inward, inward_normals = march(start, start / np.linalg.norm(start, axis=1, keepdims=True), 0.3)
+    outward, outward_normals = march(inward + 1e-3 * inward_normals, -inward_normals, 0.1)
+    return np.concatenate([inward, outward]), np.concatenate([inward_normals, outward_normals])
+
+
 def even_subset(points: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
     """Indices of at most ``count`` points (N, 3) spread evenly: one random point per occupied voxel of a grid
     fine enough to hold about 2·count occupied voxels, then a random choice among those (a cheap stand-in for
@@ -92,24 +107,48 @@ class GuideStep:
 
 def inward_cone_match(guides: torch.Tensor, normals: torch.Tensor, inputs: torch.Tensor, spacing: float,
                       cone_cos: float = 0.9, near_factor: float = 2.0, max_distance: float = 0.9999,
-                      chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+                      tree: cKDTree | None = None, candidates: int = 32,
+                      chunk: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """For each guiding point y (M, 3) with outward normal n (M, 3): the nearest input point x (N, 3) that is
     inside its inward cone (cos(x - y, -n) > ``cone_cos``), or in front of it (cos > 0) and within
     ``near_factor``·``spacing``; no match when none is nearer than ``max_distance`` (released code:
-    ``move_points``, cone cos 0.9, half ball 2 × spacing, 0.9999). Brute force in chunks of guides.
+    ``move_points``, cone cos 0.9, half ball 2 × spacing, 0.9999).
 
-    Returns (matched (M,) bool, index (M,) long into inputs; meaningless where unmatched)."""
-    matched, index = [], []
-    for start in range(0, len(guides), chunk):
-        y, inward = guides[start:start + chunk], -normals[start:start + chunk]
-        offset = inputs[None] - y[:, None]  # (m, N, 3) from y to x
-        distance = offset.norm(dim=-1)
-        cosine = (offset * inward[:, None]).sum(-1) / distance.clamp_min(1e-12)
-        allowed = (cosine > cone_cos) | ((cosine > 0) & (distance < near_factor * spacing))
-        best, best_index = torch.where(allowed, distance, torch.full_like(distance, torch.inf)).min(dim=1)
-        matched.append(best <= max_distance)
-        index.append(best_index)
-    return torch.cat(matched), torch.cat(index)
+    Exact, in two passes: the ``candidates`` nearest inputs of each guide (KD-tree ``tree`` of ``inputs``, built
+    when None) are tested in order of distance; only the guides with no allowed point among them, and inputs
+    still within ``max_distance``, are solved by brute force over every input (``chunk`` guides at a time; None:
+    about 2^22 guide-input pairs at a time).
+    Returns (matched (M,) bool, index (M,) long into inputs; meaningless where unmatched), on guides' device."""
+    y, inward = guides.detach().cpu().double().numpy(), -normals.detach().cpu().double().numpy()
+    x = inputs.detach().cpu().double().numpy()
+    tree = cKDTree(x) if tree is None else tree
+    count = min(candidates, len(x))
+    distance, index = tree.query(y, k=count, workers=-1)
+    distance, index = distance.reshape(len(y), count), index.reshape(len(y), count)
+    allowed = _allowed(x[index] - y[:, None], distance, inward[:, None], spacing, cone_cos, near_factor)
+    found = allowed.any(axis=1)
+    first = allowed.argmax(axis=1)
+    rows = np.arange(len(y))
+    best, best_index = np.where(found, distance[rows, first], np.inf), index[rows, first]
+    unresolved = np.flatnonzero(~found & (distance[:, -1] <= max_distance))
+    chunk = chunk or max(1, (1 << 22) // len(x))
+    for part in np.array_split(unresolved, max(1, -(-len(unresolved) // chunk))):
+        offset = x[None] - y[part, None]
+        full = np.linalg.norm(offset, axis=-1)
+        ok = _allowed(offset, full, inward[part, None], spacing, cone_cos, near_factor)
+        masked = np.where(ok, full, np.inf)
+        best_index[part] = masked.argmin(axis=1)
+        best[part] = masked[np.arange(len(part)), best_index[part]]
+    as_tensor = lambda array, dtype: torch.as_tensor(array, dtype=dtype, device=guides.device)
+    return as_tensor(best <= max_distance, torch.bool), as_tensor(best_index, torch.long)
+
+
+def _allowed(offset: np.ndarray, distance: np.ndarray, inward: np.ndarray, spacing: float, cone_cos: float,
+             near_factor: float) -> np.ndarray:
+    """Inside the inward cone, or in front and within near_factor·spacing: offset (m, k, 3) from guide to input,
+    distance (m, k), inward normals (m, 1, 3)."""
+    cosine = (offset * inward).sum(-1) / np.maximum(distance, 1e-12)
+    return (cosine > cone_cos) | ((cosine > 0) & (distance < near_factor * spacing))
 
 
 def capped_step_lengths(target: torch.Tensor, cap_floor: float) -> tuple[torch.Tensor, float]:
@@ -122,11 +161,11 @@ def capped_step_lengths(target: torch.Tensor, cap_floor: float) -> tuple[torch.T
 
 
 def guide_step(guides: torch.Tensor, normals: torch.Tensor, inputs: torch.Tensor, radius: float, spacing: float,
-               cone_cos: float = 0.9, cap_floor: float = 0.1) -> GuideStep:
+               cone_cos: float = 0.9, cap_floor: float = 0.1, tree: cKDTree | None = None) -> GuideStep:
     """Move each matched guiding point along its inward normal so that it heads to ``radius`` short of its
     matched input point: target t = ((x - y)/||x - y|| · (||x - y|| - r)) · (-n), step = clamp(t, ±cap),
-    y' = y - n·step. Unmatched points are dropped. guides, normals (M, 3); inputs (N, 3)."""
-    matched, index = inward_cone_match(guides, normals, inputs, spacing, cone_cos)
+    y' = y - n·step. Unmatched points are dropped. guides, normals (M, 3); inputs (N, 3) (``tree``: their KD-tree)."""
+    matched, index = inward_cone_match(guides, normals, inputs, spacing, cone_cos, tree=tree)
     y, n, x = guides[matched], normals[matched], inputs[index[matched]]
     offset = x - y
     distance = offset.norm(dim=-1, keepdim=True)

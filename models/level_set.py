@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import trimesh
+from scipy.spatial import cKDTree
 from shapelab.geometry.extraction import extract_mesh
 from shapelab.losses.level_set import (
     eikonal_loss,
@@ -157,6 +158,16 @@ class FitBatch:
     normals: torch.Tensor | None
     inputs: torch.Tensor
     radius: float
+    tree: cKDTree | None = field(default=None, init=False, repr=False)
+
+    def nearest_surface(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Distance (K,) and index (K,) of the nearest ``surface`` point of each of points (K, 3), through a
+        KD-tree of the surface built once per phase (the released code's k-NN per ``optimise_sdf`` call)."""
+        if self.tree is None:
+            self.tree = cKDTree(self.surface.detach().cpu().numpy())
+        distance, index = self.tree.query(points.detach().cpu().numpy(), workers=-1)
+        return (torch.as_tensor(distance, dtype=points.dtype, device=points.device),
+                torch.as_tensor(index, dtype=torch.long, device=points.device))
 
 
 @dataclass
@@ -178,7 +189,7 @@ def loss_terms(network: nn.Module, batch: FitBatch, settings: StepSettings, gene
     sdf, gradient = sdf_and_gradient(network, surface)
     samples = domain_samples(settings.domain_batch, batch.surface, generator)
     domain_sdf, domain_gradient = sdf_and_gradient(network, samples)
-    distance, nearest = torch.cdist(samples, batch.surface).min(dim=1)
+    distance, nearest = batch.nearest_surface(samples)
     closeness = proximity_weights(distance, batch.radius)
     terms = {"zls": zero_level_set_loss(sdf), "zls_eikonal": eikonal_loss(gradient),
              "domain_eikonal": eikonal_loss(domain_gradient, closeness)}

@@ -21,8 +21,8 @@ import torch
 from scipy.spatial import cKDTree
 from shapelab.geometry.guiding_points import (
     even_subset,
+    exterior_offset_points,
     guide_step,
-    march_to_offset_surface,
     point_spacing,
     sphere_samples,
 )
@@ -53,6 +53,24 @@ class NoGuidance:
 
 
 @dataclass
+class InputCloud:
+    """The input points of one fit (fitting frame): ``points`` (N, 3), their KD-tree and point ``spacing``."""
+
+    points: torch.Tensor
+    tree: cKDTree
+    spacing: float
+
+    @classmethod
+    def of(cls, points: torch.Tensor) -> InputCloud:
+        array = points.detach().cpu().numpy().astype(np.float64)
+        return cls(points, cKDTree(array), point_spacing(array))
+
+    def distance(self, points: torch.Tensor) -> np.ndarray:
+        """Distance (K,) of each of points (K, 3) to its nearest input point."""
+        return self.tree.query(points.detach().cpu().numpy(), workers=-1)[0]
+
+
+@dataclass
 class GuidingPoints:
     """The paper's guidance; every value in conf/guidance/guiding_points.yaml (CPU counts; the released code's
     constants in its comments and below).
@@ -63,7 +81,9 @@ class GuidingPoints:
             loop halves the radius from the start value down to the final one.
         max_initial_radius: cap on the initial dilation (fitting frame; ours, not the released code's: 16 ×
             the spacing of a sparse cloud would dilate past the domain; 0.2 ≈ the released value at 100k points).
-        moves_per_level: most moves at the start radius, at intermediate radii, at the final radius (5, 10, 200).
+        patience: (start radius, intermediate radii, final radius): the loop lowers the radius when every
+            guiding point is within it (+ ``stop_tolerance``) of the input, or once more than this many moves
+            were made since the radius last changed (released: 5, 10, 200).
         stop_tolerance: a level is reached when every guiding point is within radius + this of an input point.
         cone_cos, step_cap: inward cone and the floor of the step cap of `geometry.guiding_points.guide_step`.
         initialise, update_fit, update_refit, finetune: phases (weights, learning rates, steps); the
@@ -74,7 +94,7 @@ class GuidingPoints:
 
     num_points: int
     radius_multipliers: tuple[float, float, float]
-    moves_per_level: tuple[int, int, int]
+    patience: tuple[int, int, int]
     max_initial_radius: float
     stop_tolerance: float
     cone_cos: float
@@ -89,63 +109,72 @@ class GuidingPoints:
 
     def budget(self) -> int:
         """Most optimisation steps the schedule can take (what `NoGuidance` should get for a fair comparison)."""
-        levels = self.level_multipliers()
-        moves = sum(self.moves_for(multiplier) + 1 for multiplier in levels)
-        return (2 * self.initialise.steps + moves * (self.update_fit.steps + self.update_refit.steps)
+        updates = sum(self.patience_at(level) + 2 for level in range(len(self.level_multipliers())))
+        return (2 * self.initialise.steps + updates * (self.update_fit.steps + self.update_refit.steps)
                 + self.finetune_rounds * self.finetune.steps)
 
     def level_multipliers(self) -> list[float]:
+        """The loop's radii as multiples of the spacing: the start one halved down to the final one (4, 2, 1)."""
         start, final = self.radius_multipliers[1], self.radius_multipliers[2]
         levels = [start]
         while levels[-1] / 2 >= final:
             levels.append(levels[-1] / 2)
         return levels
 
-    def moves_for(self, multiplier: float) -> int:
-        start, middle, final = self.moves_per_level
-        return start if multiplier == self.radius_multipliers[1] else final if multiplier <= self.radius_multipliers[2] else middle
+    def patience_at(self, level: int) -> int:
+        start, middle, final = self.patience
+        return start if level == 0 else final if level == len(self.level_multipliers()) - 1 else middle
 
     # -- the schedule ------------------------------------------------------------------------------
     def fit(self, optimiser: Optimiser, inputs: torch.Tensor, rng: np.random.Generator) -> None:
-        points = inputs.cpu().numpy().astype(np.float64)
-        spacing = point_spacing(points)
-        tree = cKDTree(points)
-        radius = self.initial_radius(spacing)
-        guides, normals = self.initial_guides(tree, radius, rng, inputs.device)
+        """The released main loop: initialise on the dilated input; then repeat {update the surface; lower the
+        radius if the level is reached or its patience is spent (leave after the final one); move the guiding
+        points one capped step with the current radius}; then fine-tune on the input."""
+        cloud = InputCloud.of(inputs)
+        radius = self.initial_radius(cloud.spacing)
+        guides, normals = self.initial_guides(cloud.tree, radius, rng, inputs.device)
         self.report(optimiser, guides, radius)
         for lr in (self.initialise.lr, self.initialise_second_lr):
             optimiser.run("initialise", FitBatch(guides, normals, inputs, radius), self.initialise.weights,
                           self.initialise.steps, lr)
-        moves = 0
-        for multiplier in self.level_multipliers():
-            radius = multiplier * spacing
-            if optimiser.observer is not None:
-                optimiser.observer("level", {"step": optimiser.steps_taken, "radius": radius})
-            for move in range(self.moves_for(multiplier) + 1):
-                guides = self.update_surface(optimiser, guides, inputs, radius, rng)
-                if len(guides) == 0:
-                    log.warning("level-set fit: every guiding point was lost at radius %.4g; fine-tuning from here", radius)
-                    return self.fine_tune(optimiser, inputs, spacing)
-                reached = float(tree.query(guides.cpu().numpy(), workers=-1)[0].max()) < radius + self.stop_tolerance
-                if reached or move == self.moves_for(multiplier):
+        levels = self.level_multipliers()
+        level, since_lowered, moves = 0, 0, 0
+        radius = self.enter_level(optimiser, levels[0] * cloud.spacing)
+        while True:
+            guides = self.update_surface(optimiser, guides, cloud, radius, rng)
+            if len(guides) == 0:
+                log.warning("level-set fit: every guiding point was lost at radius %.4g; fine-tuning from here", radius)
+                break
+            reached = float(cloud.distance(guides).max()) < radius + self.stop_tolerance
+            if reached or since_lowered > self.patience_at(level):
+                level, since_lowered = level + 1, 0
+                if level == len(levels):
                     break
-                guides = self.move(optimiser, guides, inputs, radius, spacing)
-                if len(guides) == 0:
-                    log.warning("level-set fit: no guiding point could move at radius %.4g; fine-tuning from here", radius)
-                    return self.fine_tune(optimiser, inputs, spacing)
-                moves += 1
-                if moves % self.log_every_move == 0:
-                    self.report(optimiser, guides, radius)
-        self.fine_tune(optimiser, inputs, spacing)
+                radius = self.enter_level(optimiser, levels[level] * cloud.spacing)
+            else:
+                since_lowered += 1
+            guides = self.move(optimiser, guides, cloud, radius)
+            if len(guides) == 0:
+                log.warning("level-set fit: no guiding point could move at radius %.4g; fine-tuning from here", radius)
+                break
+            moves += 1
+            if moves % self.log_every_move == 0:
+                self.report(optimiser, guides, radius)
+        self.fine_tune(optimiser, inputs, cloud.spacing)
+
+    @staticmethod
+    def enter_level(optimiser: Optimiser, radius: float) -> float:
+        if optimiser.observer is not None:
+            optimiser.observer("level", {"step": optimiser.steps_taken, "radius": radius})
+        return radius
 
     def initial_radius(self, spacing: float) -> float:
         return min(self.radius_multipliers[0] * spacing, self.max_initial_radius)
 
     def initial_guides(self, tree: cKDTree, radius: float, rng: np.random.Generator, device: torch.device):
-        """Guiding points on the input dilated by ``radius``: 3M unit-sphere samples marched inward."""
-        start = sphere_samples(3 * self.num_points, 1.0, rng)
-        step = radius / 10
-        guides, normals = march_to_offset_surface(start, start.copy(), tree, radius, step, int(2.5 / step) + 1, rng)
+        """M guiding points on the input dilated by ``radius``, from 3M unit-sphere samples (see
+        `geometry.guiding_points.exterior_offset_points`), thinned evenly."""
+        guides, normals = exterior_offset_points(sphere_samples(3 * self.num_points, 1.0, rng), tree, radius, rng)
         if len(guides) == 0:  # nothing arrived (a degenerate cloud): start on the sphere around the points
             guides = sphere_samples(self.num_points, float(np.linalg.norm(tree.data, axis=1).max()) + radius, rng)
             normals = guides / np.linalg.norm(guides, axis=1, keepdims=True)
@@ -153,19 +182,19 @@ class GuidingPoints:
         as_tensor = lambda array: torch.tensor(array[chosen], dtype=torch.float32, device=device)
         return as_tensor(guides), as_tensor(normals)
 
-    def update_surface(self, optimiser: Optimiser, guides: torch.Tensor, inputs: torch.Tensor, radius: float,
+    def update_surface(self, optimiser: Optimiser, guides: torch.Tensor, cloud: InputCloud, radius: float,
                        rng: np.random.Generator) -> torch.Tensor:
         """Fit the SDF to the guiding points, project them onto its zero level set, refit, resample."""
-        optimiser.run("update_fit", FitBatch(guides, None, inputs, radius), self.update_fit.weights,
+        optimiser.run("update_fit", FitBatch(guides, None, cloud.points, radius), self.update_fit.weights,
                       self.update_fit.steps, self.update_fit.lr)
         projected, _ = project_to_zero_level_set(optimiser.network, guides)
         if len(projected):
             guides = projected
-        optimiser.run("update_refit", FitBatch(guides, None, inputs, radius), self.update_refit.weights,
+        optimiser.run("update_refit", FitBatch(guides, None, cloud.points, radius), self.update_refit.weights,
                       self.update_refit.steps, self.update_refit.lr)
-        return self.resample(optimiser, guides, inputs, rng)
+        return self.resample(optimiser, guides, cloud, rng)
 
-    def resample(self, optimiser: Optimiser, guides: torch.Tensor, inputs: torch.Tensor,
+    def resample(self, optimiser: Optimiser, guides: torch.Tensor, cloud: InputCloud,
                  rng: np.random.Generator) -> torch.Tensor:
         """Spread the guiding points evenly over the zero level set again (released ``resample_zls``):
         M/20 seeds, 30 jittered copies each (σ 0.05) projected back, thinned to M minus the critical share;
@@ -179,18 +208,17 @@ class GuidingPoints:
             return guides
         critical_count = max(1, self.num_points // 30)
         spread = spread[torch.as_tensor(even_subset(spread.cpu().numpy(), self.num_points - 10 * critical_count, rng))]
-        distance = torch.cdist(spread, inputs).min(dim=1).values
+        distance = torch.as_tensor(cloud.distance(spread), device=spread.device)
         critical = spread[distance.argsort()[-critical_count:]]
         extra, _ = project_to_zero_level_set(optimiser.network, jitter(critical, 10, 0.01))
         return torch.cat([spread, extra])
 
-    def move(self, optimiser: Optimiser, guides: torch.Tensor, inputs: torch.Tensor, radius: float,
-             spacing: float) -> torch.Tensor:
+    def move(self, optimiser: Optimiser, guides: torch.Tensor, cloud: InputCloud, radius: float) -> torch.Tensor:
         """One small step of every guiding point along its (current field's) inward normal toward the input;
         a point that ends outside the current surface after a long step (it closed a hole) is dropped."""
         _, gradient = sdf_and_gradient(optimiser.network, guides, create_graph=False)
         normals = gradient / gradient.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        step = guide_step(guides, normals, inputs, radius, spacing, self.cone_cos, self.step_cap)
+        step = guide_step(guides, normals, cloud.points, radius, cloud.spacing, self.cone_cos, self.step_cap, cloud.tree)
         with torch.no_grad():
             inside = (optimiser.network(step.points) <= 1e-3) | (step.steps < 1e-2)
         return step.points[inside].detach()

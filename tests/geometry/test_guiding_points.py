@@ -8,6 +8,7 @@ from scipy.spatial import cKDTree
 from shapelab.geometry.guiding_points import (
     capped_step_lengths,
     even_subset,
+    exterior_offset_points,
     guide_step,
     inward_cone_match,
     march_to_offset_surface,
@@ -33,12 +34,13 @@ def brute_force_match(guides, normals, inputs, spacing, cone_cos=0.9):
     return np.array(matched), np.array(index)
 
 
-def test_cone_match_equals_the_released_rule():
+@pytest.mark.parametrize("candidates", [1, 4, 32, 500])  # 1, 4: most guides need the brute-force pass; 500: none
+def test_cone_match_equals_the_released_rule(candidates):
     generator = torch.Generator().manual_seed(0)
     guides = torch.rand(40, 3, generator=generator) * 1.6 - 0.8
     normals = torch.nn.functional.normalize(torch.randn(40, 3, generator=generator), dim=-1)
     inputs = torch.rand(150, 3, generator=generator) - 0.5
-    matched, index = inward_cone_match(guides, normals, inputs, spacing=0.05, chunk=7)
+    matched, index = inward_cone_match(guides, normals, inputs, spacing=0.05, candidates=candidates, chunk=7)
     expected_matched, expected_index = brute_force_match(guides, normals, inputs, 0.05)
     assert 0 < matched.sum() < len(guides)  # both cases occur
     np.testing.assert_array_equal(matched.numpy(), expected_matched)
@@ -90,3 +92,20 @@ def test_point_spacing_and_even_subset():
     assert point_spacing(plane) == pytest.approx(0.1 * (1 + 1 + np.sqrt(2) + np.sqrt(2)) / 4, rel=0.3)
     chosen = even_subset(sphere_samples(5000, 1.0, rng), 300, rng)
     assert len(chosen) == 300 and len(np.unique(chosen)) == 300
+
+
+def test_the_outward_pass_reaches_the_far_wall_of_a_cavity():
+    # a channel: two walls x = ±0.3 (|y|, |z| <= 0.5), open at the top and bottom; dilation r = 0.05
+    rng = np.random.default_rng(0)
+    grid = np.stack(np.meshgrid(np.linspace(-0.5, 0.5, 41), np.linspace(-0.5, 0.5, 41)), -1).reshape(-1, 2)
+    walls = np.concatenate([np.column_stack([np.full(len(grid), side), grid]) for side in (-0.3, 0.3)])
+    tree, radius = cKDTree(walls), 0.05
+    start = sphere_samples(3000, 1.0, rng)
+    inward, _ = march_to_offset_surface(start, start.copy(), tree, radius, radius / 10, 50, rng)
+    points, normals = exterior_offset_points(start, tree, radius, np.random.default_rng(0))
+    distance, _ = tree.query(points)
+    assert (distance <= radius + 1e-9).all()
+    inner = lambda p: (np.abs(p[:, 0]) < 0.3) & (np.abs(p[:, 1:]) < 0.4).all(axis=1)  # inner faces, off the edges
+    between = inner(points)
+    assert ((normals[between, 0] * np.sign(points[between, 0])) < -0.9).all()  # facing into the channel
+    assert between.sum() > 2 * inner(inward).sum()  # the outward pass adds most of the inner-face points

@@ -1,6 +1,8 @@
 """model=level_set: the SDF network, projection onto its zero level set, fits of a sphere and a torus."""
 from __future__ import annotations
 
+import dataclasses
+
 import hydra
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ import trimesh
 from omegaconf import OmegaConf
 from shapelab.metrics.iou import mesh_iou
 from shapelab.models.level_set import (
+    FitBatch,
     FitFrame,
     project_to_zero_level_set,
     sdf_and_gradient,
@@ -60,6 +63,16 @@ def test_projection_lands_on_the_zero_level_set():
     assert abs(float(projected.norm(dim=-1).mean()) - 0.5) < 0.1  # on the initial sphere
 
 
+def test_nearest_surface_points_equal_brute_force():
+    generator = torch.Generator().manual_seed(0)
+    surface, samples = torch.rand(300, 3, generator=generator), torch.rand(200, 3, generator=generator) * 2 - 0.5
+    batch = FitBatch(surface, None, surface, 0.1)
+    distance, index = batch.nearest_surface(samples)
+    expected_distance, expected_index = torch.cdist(samples, surface).min(dim=1)
+    assert torch.equal(index, expected_index)
+    torch.testing.assert_close(distance, expected_distance)
+
+
 def test_fit_frame_round_trip():
     points = np.random.default_rng(0).normal(size=(100, 3)) * 3 + 7
     frame = FitFrame.of(points)
@@ -88,3 +101,55 @@ def test_sphere_and_torus_fit_from_2k_points(name):
     iou = mesh_iou(model.extract(fitted), queries, mesh.contains(queries))
     assert iou >= 0.95, iou
     assert fitted.steps <= guidance.budget()
+
+
+class RecordingOptimiser:
+    """Stands in for `Optimiser` in a schedule test: counts steps, no network."""
+
+    observer = None
+    steps_taken = 0
+
+    def run(self, phase, batch, weights, steps, lr):
+        self.steps_taken += steps
+
+
+def schedule(guidance: GuidingPoints, guide_distance: float) -> list[tuple[str, float]]:
+    """The (event, radius / spacing) sequence of `GuidingPoints.fit` with the SDF work stubbed out: the guiding
+    points stay at ``guide_distance`` from a plane of input points (spacing 0.1)."""
+    grid = np.stack(np.meshgrid(*[np.linspace(-0.5, 0.5, 11)] * 2), -1).reshape(-1, 2)
+    inputs = torch.tensor(np.column_stack([grid, np.zeros(len(grid))]), dtype=torch.float32)
+    guides = inputs[:5] + torch.tensor([0.0, 0.0, guide_distance])
+    events = []
+
+    def update(optimiser, points, cloud, radius, rng):
+        events.append(("update", radius / cloud.spacing))
+        return points
+
+    def move(optimiser, points, cloud, radius):
+        events.append(("move", radius / cloud.spacing))
+        return points
+
+    guidance.initial_guides = lambda tree, radius, rng, device: (guides, guides)
+    guidance.update_surface, guidance.move = update, move
+    guidance.fine_tune = lambda optimiser, points, spacing: events.append(("finetune", 0.0))
+    guidance.fit(RecordingOptimiser(), inputs, np.random.default_rng(0))
+    return [(event, round(multiple, 6)) for event, multiple in events]
+
+
+def test_the_loop_follows_the_released_schedule_when_no_level_is_reached():
+    # released main.py: update; lower the radius after more than 5 / 10 / 200 moves at a level; move with the
+    # (possibly lowered) radius; leave after the final level. Here patience 2 / 1 / 3.
+    guidance = dataclasses.replace(load("guidance", "guiding_points"), num_points=5, patience=(2, 1, 3))
+    events = schedule(guidance, guide_distance=5.0)
+    moves = [radius for event, radius in events if event == "move"]
+    updates = [radius for event, radius in events if event == "update"]
+    assert moves == [4.0] * 3 + [2.0] * 3 + [1.0] * 5  # patience + 1 at the start, then + 2 (the lowering move)
+    assert updates == [4.0] * 4 + [2.0] * 3 + [1.0] * 5  # patience + 2 updates per level
+    assert events[-1] == ("finetune", 0.0) and events[-2][0] == "update"  # no move after the last update
+    assert len(updates) == sum(p + 2 for p in guidance.patience)  # what budget() counts
+
+
+def test_the_loop_lowers_the_radius_as_soon_as_a_level_is_reached():
+    events = schedule(dataclasses.replace(load("guidance", "guiding_points"), num_points=5, patience=(5, 10, 200)),
+                      guide_distance=0.0)
+    assert events == [("update", 4.0), ("move", 2.0), ("update", 2.0), ("move", 1.0), ("update", 1.0), ("finetune", 0.0)]

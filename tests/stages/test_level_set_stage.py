@@ -14,7 +14,7 @@ FAST = [  # a few steps of every phase: exercises the schedule, not the quality
     "experiment=level_set_fit", "logger=csv", "stage.num_points=600", "stage.picture_every_moves=3",
     "model.resolution=16", "model.steps.surface_batch=128", "model.steps.domain_batch=128", "model.steps.input_batch=128",
     "guidance.num_points=150", "guidance.initialise.steps=3", "guidance.update_fit.steps=2",
-    "guidance.update_refit.steps=2", "guidance.moves_per_level=[1,1,1]", "guidance.finetune.steps=3",
+    "guidance.update_refit.steps=2", "guidance.patience=[0,0,0]", "guidance.finetune.steps=3",
     "guidance.finetune_rounds=1", "data.categories=[chair]", "evaluate.groups=[occnet_surface,iou,sion]", "evaluate.occnet_points=2000",
     "evaluate.contact_sheet_shapes=0",
 ]

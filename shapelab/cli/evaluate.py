@@ -38,6 +38,16 @@ def load_run_config(run_dir: Path) -> DictConfig:
     return run_cfg
 
 
+def _check_saved_data(data_cfg: DictConfig, run_dir: Path) -> None:
+    """One line, naming the key and both ways out, when the run's saved data config no longer fits its target
+    (e.g. a run saved before a data parameter existed)."""
+    try:
+        config_check.check_targets(data_cfg, "data")
+    except ShapelabError as error:
+        raise ShapelabError(f"{run_dir}/.hydra/config.yaml: {error}; or evaluate on today's data config with "
+                            "data=<name> (the run's data group)") from None
+
+
 def evaluate_pred_dir(cfg: DictConfig) -> dict[str, float]:
     """Score the files of ``cfg.pred_dir`` against the ground truth of ``cfg.data``."""
     from shapelab.evaluation import evaluate_predictions
@@ -67,6 +77,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, float]:
     if torch.cuda.is_available():
         model = model.cuda()
     split = cfg.evaluate.split
+    if not cfg.get("data"):
+        _check_saved_data(run_cfg.data, run_dir)
     datamodule = _datamodule(cfg.data if cfg.get("data") else run_cfg.data, split)
     with open_dict(cfg):
         cfg.paths.output_dir = str(run_dir)  # loggers write into the training run (its tensorboard/, wandb/)

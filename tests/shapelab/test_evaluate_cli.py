@@ -40,3 +40,16 @@ def test_train_then_evaluate_round_trip_and_data_override(tiny_synthetic, compos
     assert summary["source"].endswith(f"checkpoint {run_dir / 'checkpoints' / 'last.ckpt'}")
     truth = summary["resume_key"]["ground_truth"]
     assert truth["occnet_root"] == str(copy / "tiny" / "occnet")  # data= was used, not the run's data config
+
+
+def test_a_run_saved_before_a_data_parameter_existed_is_one_line(compose_cfg, tmp_path):
+    from omegaconf import OmegaConf
+
+    from shapelab.cli.evaluate import _check_saved_data
+    from shapelab.errors import ShapelabError
+
+    data = OmegaConf.create(OmegaConf.to_container(compose_cfg("train", []).data))
+    _check_saved_data(data, tmp_path)  # today's config fits
+    del data["completion"]  # as in a run saved before data.completion existed
+    with pytest.raises(ShapelabError, match=r"config\.yaml: config key 'data\.completion' is missing.*data=<name>"):
+        _check_saved_data(data, tmp_path)

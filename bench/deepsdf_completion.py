@@ -28,7 +28,7 @@ QUICK = [
     "experiment=deepsdf_chairs", "trainer.max_epochs=20", "trainer.check_val_every_n_epoch=20",
     "model.reconstruction.num_iterations=30", "model.extract_mesh.resolution=32", "model.mesh_every_n_epochs=0",
 ]
-QUICK_SCORING = ["evaluate.occnet_points=10000", "evaluate.deepsdf_points=10000"]  # 10x fewer surface samples
+QUICK_SCORING = ["occnet_points=10000", "deepsdf_points=10000"]  # evaluate.* keys: 10x fewer surface samples
 COLUMNS = {"iou": 1.0, "chamfer_l1_occnet": 10.0, "chamfer_deepsdf": 1e3}  # reported scale of each
 COMPLETION = {"_target_": "shapelab.datamodules.depth_completion.DepthCompletion", "num_samples": 8192,
               "free_space_fraction": 0.5}
@@ -62,7 +62,10 @@ def evaluate_observations(run: Path, view: int, out: Path, overrides: list[str])
 
     resolvers.register()
     run_cfg = load_run_config(run)
-    evaluate_cfg = OmegaConf.merge(run_cfg.evaluate, OmegaConf.from_dotlist(overrides))
+    evaluate_cfg = OmegaConf.merge(run_cfg.evaluate, OmegaConf.from_dotlist(overrides))  # keys of evaluate
+    unknown = set(evaluate_cfg) - set(run_cfg.evaluate)
+    if unknown:
+        raise SystemExit(f"not evaluate settings: {sorted(unknown)}")
     with open_dict(evaluate_cfg):
         evaluate_cfg.groups = ["occnet_surface", "iou", "deepsdf"]
         evaluate_cfg.contact_sheet_shapes = 0
@@ -97,7 +100,7 @@ def main() -> None:
     out = REPO_ROOT / "logs" / "bench_deepsdf_completion" / time.strftime("%Y-%m-%d_%H-%M-%S")
     run = args.run or train_run([*(QUICK if args.quick else ["experiment=deepsdf_all"]), *args.overrides], out / "run")
     results = evaluate_observations(run.resolve(), args.view, out,
-                                    ["evaluate.split=test", *(QUICK_SCORING if args.quick else [])])
+                                    ["split=test", *(QUICK_SCORING if args.quick else [])])
 
     print(f"\nrun: {run}; evaluations in {out}")
     names = list(results)

@@ -77,9 +77,12 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, float]:
     if torch.cuda.is_available():
         model = model.cuda()
     split = cfg.evaluate.split
-    if not cfg.get("data"):
-        _check_saved_data(run_cfg.data, run_dir)
-    datamodule = _datamodule(cfg.data if cfg.get("data") else run_cfg.data, split)
+    if cfg.get("data"):
+        data_cfg = cfg.data
+    else:
+        data_cfg = run_cfg.data
+        _check_saved_data(data_cfg, run_dir)
+    datamodule = _datamodule(data_cfg, split)
     with open_dict(cfg):
         cfg.paths.output_dir = str(run_dir)  # loggers write into the training run (its tensorboard/, wandb/)
     out_dir = cfg.out_dir or run_dir / "eval" / split

@@ -375,9 +375,34 @@ def white_background_mask(image: Image.Image, threshold: int) -> np.ndarray:
     return ~np.isin(regions, edge[edge > 0])
 
 
-def resize_mask(mask: np.ndarray, size: int | None) -> np.ndarray:
-    """Resize a bool mask by area-weighted (bilinear) averaging, then threshold at 0.5."""
+MASK_RESIZE_RULES = ("area", "any")
+
+
+def check_mask_resize(rule: str) -> None:
+    """One clear line for an unknown ``data.mask_resize``."""
+    if rule not in MASK_RESIZE_RULES:
+        raise ShapelabError(f"data.mask_resize={rule!r}: use 'area' (coverage >= 0.5) or 'any' (CAPNet's loader: "
+                            "object wherever any object pixel contributes)")
+
+
+def resize_mask(mask: np.ndarray, size: int | None, rule: str = "area") -> np.ndarray:
+    """Resize a bool (H, W) mask to (size, size) bool.
+
+    ``rule="area"``: area-weighted (anti-aliased bilinear) averaging, then threshold at 0.5 (a pixel is object
+    when at least about half of it is covered).
+    ``rule="any"``: CAPNet's released data loader (``fetch_batch_drc``: ``cv2.resize`` with INTER_LINEAR of the
+    depth image, then every value below the background's is object): bilinear interpolation at each output
+    pixel centre, source coordinate (dst + 0.5) · H/size − 0.5, edge pixels repeated, no anti-aliasing; a pixel
+    is object when any source object pixel has a nonzero weight there. Thin parts survive and contours sit up
+    to one source pixel further out than with "area".
+    """
+    check_mask_resize(rule)
     if size is None or mask.shape == (size, size):
         return mask
+    if rule == "any":
+        rows = (np.arange(size) + 0.5) * mask.shape[0] / size - 0.5
+        cols = (np.arange(size) + 0.5) * mask.shape[1] / size - 0.5
+        grid = np.meshgrid(rows, cols, indexing="ij")
+        return ndimage.map_coordinates(mask.astype(np.float32), grid, order=1, mode="nearest") > 1e-6
     resized = Image.fromarray(mask.astype(np.float32)).resize((size, size), Image.Resampling.BILINEAR)
     return np.asarray(resized) >= 0.5

@@ -26,6 +26,7 @@ from scipy.ndimage import distance_transform_edt
 from shapelab.datamodules.common import (
     OccnetLayoutDataModule,
     OccnetLayoutDataset,
+    check_mask_resize,
     image_tensor,
     list_views,
     open_image,
@@ -37,6 +38,8 @@ from shapelab.geometry.farthest_points import capnet_reference_points
 from shapelab.renderers.cameras import extrinsics_for_normalised_frame
 
 from shapelab.errors import ShapelabError
+
+SILHOUETTE_CACHE_VIEWS = 4096  # (mask, dist) pairs kept per dataset and worker (every view of the built-in data)
 
 
 def background_distance(mask: np.ndarray) -> np.ndarray:
@@ -60,13 +63,16 @@ class MultiViewDataset(OccnetLayoutDataset):
         white_threshold: int,
         surface_points: int,
         gt_points: int,
-        eval_input_views: int | None = None,
+        eval_input_views: int | None,
+        mask_resize: str,
     ):
         super().__init__(*layout)
+        self.mask_resize = mask_resize
         self.eval_input_views = eval_input_views
         self.num_views, self.image_size, self.mask_size = num_views, image_size, mask_size
         self.white_threshold, self.surface_points, self.gt_points = white_threshold, surface_points, gt_points
         self._surfaces: dict[int, tuple[torch.Tensor, np.ndarray, float]] = {}
+        self._silhouettes: dict[Path, tuple[np.ndarray, np.ndarray]] = {}
 
     def load(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         view_dir = self.view_dir(index)
@@ -74,7 +80,7 @@ class MultiViewDataset(OccnetLayoutDataset):
         first = int(rng.integers(len(views))) if self.train else 0
         others = np.delete(np.arange(len(views)), first)
         chosen = [first, *rng.choice(others, self.num_views - 1, replace=False).tolist()]
-        masks = np.stack([self.load_mask(views[v]) for v in chosen])
+        masks, dists = (np.stack(part) for part in zip(*(self.silhouette(views[v]) for v in chosen)))
         input_view = open_image(views[first], "RGB")
         points_gt, loc, scale = self.surface(index)
         cameras = read_cameras(view_dir / "cameras.npz")
@@ -84,7 +90,7 @@ class MultiViewDataset(OccnetLayoutDataset):
         item = {
             "image": image_tensor(input_view, self.image_size),
             "masks": torch.from_numpy(masks.astype(np.float32)),
-            "dist": torch.from_numpy(np.stack([background_distance(m) for m in masks])),
+            "dist": torch.from_numpy(dists),
             "K": torch.from_numpy(K.astype(np.float32)),
             "Rt": torch.from_numpy(Rt.astype(np.float32)),
             "points_gt": points_gt,
@@ -94,6 +100,17 @@ class MultiViewDataset(OccnetLayoutDataset):
                                           for view in views[:self.eval_input_views]])
         return item
 
+    def silhouette(self, view: Path) -> tuple[np.ndarray, np.ndarray]:
+        """(mask, dist) of one view, (mask_size, mask_size) bool and float32 px, cached per worker for the last
+        SILHOUETTE_CACHE_VIEWS views read (reading, flood-filling, resizing and the distance transform of a batch's
+        masks cost about as much as a CAPNet step; 4096 views at 64 px hold ~80 MB)."""
+        if view not in self._silhouettes:
+            while len(self._silhouettes) >= SILHOUETTE_CACHE_VIEWS:
+                self._silhouettes.pop(next(iter(self._silhouettes)))  # the oldest
+            mask = self.load_mask(view)
+            self._silhouettes[view] = (mask, background_distance(mask))
+        return self._silhouettes[view]
+
     def load_mask(self, view: Path) -> np.ndarray:
         """(mask_size, mask_size) bool silhouette of one view (mask/NNN.png, else the non-white pixels)."""
         mask_file = view.parent / "mask" / f"{view.stem}.png"
@@ -101,7 +118,7 @@ class MultiViewDataset(OccnetLayoutDataset):
             mask = np.asarray(open_image(mask_file, "L")) >= 128
         else:
             mask = white_background_mask(open_image(view, "RGB"), self.white_threshold)
-        return resize_mask(mask, self.mask_size)
+        return resize_mask(mask, self.mask_size, self.mask_resize)
 
     def surface(self, index: int) -> tuple[torch.Tensor, np.ndarray, float]:
         """(points_gt (P, 3), loc, scale) of shape ``index`` from pointcloud.npz: the fixed evaluation points
@@ -144,6 +161,8 @@ class MultiViewDataModule(OccnetLayoutDataModule):
         white_threshold: derived masks: background = pixels with all channels >= this, connected to the border.
         surface_points / gt_points: pointcloud.npz subset and its FPS reduction (CAPNet eval: 16384 -> 1024).
         eval_input_views: input views predicted from in val/test (batch key ``images``); None: all of them.
+        mask_resize: how masks are reduced to ``mask_size``: "area" (coverage >= 0.5) or "any" (CAPNet's loader:
+            bilinear at the pixel centres, object wherever any object pixel contributes; ``resize_mask``).
     """
 
     dataset_class = MultiViewDataset
@@ -161,15 +180,17 @@ class MultiViewDataModule(OccnetLayoutDataModule):
         surface_points: int,
         gt_points: int,
         eval_input_views: int | None,
+        mask_resize: str,
         **shared,
     ):
         super().__init__(data_dir, **shared)
         if num_views < 1:
             raise ShapelabError(f"data.num_views={num_views}: need at least 1 view; fix the data config")
+        check_mask_resize(mask_resize)
         self.num_views = num_views
         self.options = {"num_views": num_views, "image_size": image_size, "mask_size": mask_size,
                         "white_threshold": white_threshold, "surface_points": surface_points, "gt_points": gt_points,
-                        "eval_input_views": eval_input_views}
+                        "eval_input_views": eval_input_views, "mask_resize": mask_resize}
 
     def dataset_options(self, train: bool) -> dict:
         return self.options

@@ -9,9 +9,10 @@ import pytest
 import torch
 from PIL import Image
 from scipy import ndimage
-from shapelab.datamodules.common import white_background_mask
+from shapelab.datamodules import multiview
+from shapelab.datamodules.common import resize_mask, white_background_mask
 from shapelab.datamodules.formats.occnet import read_cameras, read_pointcloud
-from shapelab.datamodules.multiview import MultiViewDataModule, background_distance
+from shapelab.datamodules.multiview import MultiViewDataModule, MultiViewDataset, background_distance
 from shapelab.geometry.farthest_points import capnet_reference_points, farthest_point_sampling
 from shapelab.renderers.cameras import project
 
@@ -87,6 +88,25 @@ def test_mask_folder_is_preferred(occnet_data):
     datamodule = make(occnet_data)
     datamodule.setup("fit")
     assert datamodule.dataset("train")[0]["masks"].sum((1, 2)).tolist() == [35.0] * 4
+
+
+def test_silhouettes_are_read_once_per_view_and_the_cache_is_bounded(occnet_data, monkeypatch):
+    datamodule = make(occnet_data)
+    datamodule.setup("fit")
+    train = datamodule.dataset("train")
+    reads = []
+    read = MultiViewDataset.load_mask
+    monkeypatch.setattr(MultiViewDataset, "load_mask", lambda self, view: reads.append(view) or read(self, view))
+    items = [train[(0, seed)] for seed in range(12)]  # 12 x 4 views drawn from the shape's 6
+    assert len(reads) == len(set(reads)) == NUM_VIEWS
+    for item in items:  # the cached (mask, dist) are the ones a fresh read gives
+        rows = [int(np.nonzero(mask.any(1).numpy())[0][0]) - 10 for mask in item["masks"]]
+        assert rows[0] == view_of(item["image"]) and item["masks"].sum((1, 2)).tolist() == [144.0] * 4
+        for mask, dist in zip(item["masks"], item["dist"]):
+            np.testing.assert_array_equal(dist.numpy(), background_distance(mask.numpy() > 0))
+    monkeypatch.setattr(multiview, "SILHOUETTE_CACHE_VIEWS", 3)
+    train[(1, 0)]
+    assert len(train._silhouettes) == 3
 
 
 def test_dist_matches_brute_force_distance_to_the_mask():
@@ -231,3 +251,44 @@ def test_derived_masks_match_the_real_silhouettes(shared_data):
         lost.append(1 - (mask & reference).sum() / reference.sum())
         assert (mask & reference).sum() / (mask | reference).sum() > 0.95
     assert max(lost) < 0.02, lost
+
+
+def any_contribution_reference(mask: np.ndarray, size: int) -> np.ndarray:
+    """Loop reference of CAPNet's loader (cv2.resize INTER_LINEAR, then object wherever the value departs from the
+    background): the four source pixels around each output centre (dst + 0.5) * scale - 0.5, clamped to the
+    image, with their bilinear weights."""
+    out = np.zeros((size, size), bool)
+    for i, j in itertools.product(range(size), range(size)):
+        y, x = (i + 0.5) * mask.shape[0] / size - 0.5, (j + 0.5) * mask.shape[1] / size - 0.5
+        y0, x0 = int(np.floor(y)), int(np.floor(x))
+        for dy, dx in itertools.product((0, 1), (0, 1)):
+            weight = (1 - abs(y - (y0 + dy))) * (1 - abs(x - (x0 + dx)))
+            yy, xx = min(max(y0 + dy, 0), mask.shape[0] - 1), min(max(x0 + dx, 0), mask.shape[1] - 1)
+            out[i, j] |= weight > 0 and bool(mask[yy, xx])
+    return out
+
+
+def test_mask_resize_any_is_capnets_loader_and_keeps_thin_parts():
+    rng = np.random.default_rng(0)
+    blobs = ndimage.binary_dilation(rng.random((137, 137)) > 0.995, iterations=3)
+    np.testing.assert_array_equal(resize_mask(blobs, 64, "any"), any_contribution_reference(blobs, 64))
+    # a vertical bar 1 source pixel wide (0.47 px at 64): lost by the 0.5-coverage rule, kept by CAPNet's
+    bar = np.zeros((137, 137), bool)
+    bar[20:120, 70] = True
+    assert not resize_mask(bar, 64, "area").any()
+    kept = resize_mask(bar, 64, "any")
+    assert kept.any(0).sum() == 1 and kept.any(1).sum() >= 45
+    # a disc: "any" contains "area" and reaches at most one output pixel further out
+    y, x = np.mgrid[:137, :137]
+    disc = np.hypot(x - 68.3, y - 67.7) < 40
+    area, anywhere = resize_mask(disc, 64, "area"), resize_mask(disc, 64, "any")
+    assert (area <= anywhere).all() and anywhere.sum() > area.sum()
+    assert not (anywhere & ~ndimage.binary_dilation(area)).any()
+    with pytest.raises(ShapelabError, match="data.mask_resize='nearest'"):
+        resize_mask(disc, 64, "nearest")
+
+
+def test_capnet_experiments_use_capnets_masks_and_the_default_stays_area(compose_cfg):
+    assert compose_cfg("train", ["experiment=capnet_paper"]).data.mask_resize == "any"
+    assert compose_cfg("train", ["experiment=capnet"]).data.mask_resize == "any"
+    assert compose_cfg("train", ["experiment=drwr"]).data.mask_resize == "area"

@@ -39,8 +39,6 @@ from shapelab.renderers.cameras import extrinsics_for_normalised_frame
 
 from shapelab.errors import ShapelabError
 
-SILHOUETTE_CACHE_VIEWS = 4096  # (mask, dist) pairs kept per dataset and worker (every view of the built-in data)
-
 
 def background_distance(mask: np.ndarray) -> np.ndarray:
     """(H, W) float32 distance (pixels) of each pixel to the nearest mask pixel (0 on the mask). An empty
@@ -72,7 +70,6 @@ class MultiViewDataset(OccnetLayoutDataset):
         self.num_views, self.image_size, self.mask_size = num_views, image_size, mask_size
         self.white_threshold, self.surface_points, self.gt_points = white_threshold, surface_points, gt_points
         self._surfaces: dict[int, tuple[torch.Tensor, np.ndarray, float]] = {}
-        self._silhouettes: dict[Path, tuple[np.ndarray, np.ndarray]] = {}
 
     def load(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         view_dir = self.view_dir(index)
@@ -80,7 +77,7 @@ class MultiViewDataset(OccnetLayoutDataset):
         first = int(rng.integers(len(views))) if self.train else 0
         others = np.delete(np.arange(len(views)), first)
         chosen = [first, *rng.choice(others, self.num_views - 1, replace=False).tolist()]
-        masks, dists = (np.stack(part) for part in zip(*(self.silhouette(views[v]) for v in chosen)))
+        masks = np.stack([self.load_mask(views[v]) for v in chosen])
         input_view = open_image(views[first], "RGB")
         points_gt, loc, scale = self.surface(index)
         cameras = read_cameras(view_dir / "cameras.npz")
@@ -90,7 +87,7 @@ class MultiViewDataset(OccnetLayoutDataset):
         item = {
             "image": image_tensor(input_view, self.image_size),
             "masks": torch.from_numpy(masks.astype(np.float32)),
-            "dist": torch.from_numpy(dists),
+            "dist": torch.from_numpy(np.stack([background_distance(m) for m in masks])),
             "K": torch.from_numpy(K.astype(np.float32)),
             "Rt": torch.from_numpy(Rt.astype(np.float32)),
             "points_gt": points_gt,
@@ -99,17 +96,6 @@ class MultiViewDataset(OccnetLayoutDataset):
             item["images"] = torch.stack([image_tensor(open_image(view, "RGB"), self.image_size)
                                           for view in views[:self.eval_input_views]])
         return item
-
-    def silhouette(self, view: Path) -> tuple[np.ndarray, np.ndarray]:
-        """(mask, dist) of one view, (mask_size, mask_size) bool and float32 px, cached per worker for the last
-        SILHOUETTE_CACHE_VIEWS views read (reading, flood-filling, resizing and the distance transform of a batch's
-        masks cost about as much as a CAPNet step; 4096 views at 64 px hold ~80 MB)."""
-        if view not in self._silhouettes:
-            while len(self._silhouettes) >= SILHOUETTE_CACHE_VIEWS:
-                self._silhouettes.pop(next(iter(self._silhouettes)))  # the oldest
-            mask = self.load_mask(view)
-            self._silhouettes[view] = (mask, background_distance(mask))
-        return self._silhouettes[view]
 
     def load_mask(self, view: Path) -> np.ndarray:
         """(mask_size, mask_size) bool silhouette of one view (mask/NNN.png, else the non-white pixels)."""

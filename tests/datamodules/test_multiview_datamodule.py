@@ -9,10 +9,9 @@ import pytest
 import torch
 from PIL import Image
 from scipy import ndimage
-from shapelab.datamodules import multiview
 from shapelab.datamodules.common import resize_mask, white_background_mask
 from shapelab.datamodules.formats.occnet import read_cameras, read_pointcloud
-from shapelab.datamodules.multiview import MultiViewDataModule, MultiViewDataset, background_distance
+from shapelab.datamodules.multiview import MultiViewDataModule, background_distance
 from shapelab.geometry.farthest_points import capnet_reference_points, farthest_point_sampling
 from shapelab.renderers.cameras import project
 
@@ -88,25 +87,6 @@ def test_mask_folder_is_preferred(occnet_data):
     datamodule = make(occnet_data)
     datamodule.setup("fit")
     assert datamodule.dataset("train")[0]["masks"].sum((1, 2)).tolist() == [35.0] * 4
-
-
-def test_silhouettes_are_read_once_per_view_and_the_cache_is_bounded(occnet_data, monkeypatch):
-    datamodule = make(occnet_data)
-    datamodule.setup("fit")
-    train = datamodule.dataset("train")
-    reads = []
-    read = MultiViewDataset.load_mask
-    monkeypatch.setattr(MultiViewDataset, "load_mask", lambda self, view: reads.append(view) or read(self, view))
-    items = [train[(0, seed)] for seed in range(12)]  # 12 x 4 views drawn from the shape's 6
-    assert len(reads) == len(set(reads)) == NUM_VIEWS
-    for item in items:  # the cached (mask, dist) are the ones a fresh read gives
-        rows = [int(np.nonzero(mask.any(1).numpy())[0][0]) - 10 for mask in item["masks"]]
-        assert rows[0] == view_of(item["image"]) and item["masks"].sum((1, 2)).tolist() == [144.0] * 4
-        for mask, dist in zip(item["masks"], item["dist"]):
-            np.testing.assert_array_equal(dist.numpy(), background_distance(mask.numpy() > 0))
-    monkeypatch.setattr(multiview, "SILHOUETTE_CACHE_VIEWS", 3)
-    train[(1, 0)]
-    assert len(train._silhouettes) == 3
 
 
 def test_dist_matches_brute_force_distance_to_the_mask():

@@ -2,11 +2,13 @@
 
 Trains the default recipe (``python train.py``'s config, plus any overrides) once, then reconstructs and
 scores the test split (IoU on the OccNet points, mean over classes) under several test-time settings
-(latent-fit iterations / samples, extraction resolution), each with its CPU-seconds (process time,
+(latent-fit iterations / samples, extraction resolution, optionally where the fit starts), each with its CPU-seconds (process time,
 all threads). The same run also meshes the learnt codes of some training shapes (no latent fit): the
 gap between those and the test shapes is what reconstruction, not the decoder, loses.
 
-    python bench/main_job_budget.py [--quick] [--from-run DIR] [hydra overrides ...] [--recon ITERS:SAMPLES:RES ...]
+    python bench/main_job_budget.py [--quick] [--from-run DIR] [hydra overrides ...] [--recon ITERS:SAMPLES:RES[:START] ...]
+
+START: ``model.reconstruction_start`` of that setting (random | best_training_code; default: the config's).
 
 ``--from-run DIR``: skip training, evaluate DIR/checkpoints/last.ckpt (trained with the same overrides).
 
@@ -52,12 +54,15 @@ def per_category_iou(summary: dict) -> dict[str, float]:
     return {name: stats["iou"] for name, stats in summary["per_category"].items()}
 
 
-def evaluate_setting(model, datamodule, cfg, iterations: int, samples: int, resolution: int, out: Path):
+def evaluate_setting(model, datamodule, cfg, setting: str, out: Path):
     """Reconstruct + score the test split with one test-time setting: (IoU per category, CPU-s)."""
     import json
 
     from shapelab.evaluation import evaluate_model
 
+    iterations, samples, resolution, *start = setting.split(":")
+    iterations, samples, resolution = int(iterations), int(samples), int(resolution)
+    model.reconstruction_start = start[0] if start else cfg.model.reconstruction_start
     model.reconstruction = dataclasses.replace(model.reconstruction, num_iterations=iterations, num_samples=samples)
     model.extract_mesh = functools.partial(model.extract_mesh, resolution=resolution)
     start = time.process_time()
@@ -94,7 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="20 epochs, one coarse test setting")
     parser.add_argument("--recon", nargs="+", default=None,
-                        help="test-time settings ITERATIONS:SAMPLES:RESOLUTION (default: the config's, then variants)")
+                        help="test-time settings ITERATIONS:SAMPLES:RESOLUTION[:START] (default: the config's, then variants)")
     parser.add_argument("--from-run", type=Path, default=None, help="evaluate this run's last.ckpt, no training")
     parser.add_argument("overrides", nargs="*", help="hydra overrides of the training run")
     args = parser.parse_args()
@@ -134,8 +139,7 @@ def main() -> None:
         settings = [f"{r.num_iterations}:{r.num_samples}:{x}"]
     results = []
     for setting in settings:
-        iterations, samples, resolution = (int(v) for v in setting.split(":"))
-        ious, cpu = evaluate_setting(model, datamodule, cfg, iterations, samples, resolution, out / "eval" / setting.replace(":", "_"))
+        ious, cpu = evaluate_setting(model, datamodule, cfg, setting, out / "eval" / setting.replace(":", "_"))
         mean = sum(ious.values()) / len(ious)
         results.append((setting, mean))
         print(f"test {setting:>14}: {cpu:6.0f} CPU-s  iou/classes {mean:.3f}  " + "  ".join(f"{k} {v:.3f}" for k, v in ious.items()),

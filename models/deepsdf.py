@@ -16,7 +16,7 @@ import torch
 import trimesh
 from shapelab.losses.deepsdf import clamped_l1
 from shapelab.models.base import Monitor, Reconstruction, ShapeModel, shape_name
-from shapelab.models.latent_optimisation import LatentFitSchedule, fit_latents
+from shapelab.models.latent_optimisation import LatentFitSchedule, best_candidate_codes, fit_latents
 from shapelab.renderers.thumbnail import render_mesh_thumbnail
 from torch import nn
 
@@ -41,6 +41,9 @@ class StepSchedule:
         return self.factor ** (epoch // self.interval)
 
 
+RECONSTRUCTION_STARTS = ("random", "best_training_code")
+
+
 class DeepSDF(ShapeModel):
     """Auto-decoder: shape codes + SDF decoder, trained on SDF batches (DEVELOPING.md "Batches").
 
@@ -53,6 +56,9 @@ class DeepSDF(ShapeModel):
         latent_init_std: σ of the code init N(0, σ²); null: 1/√L as the released code.
         latent_max_norm: optional bound on ‖z‖ (``nn.Embedding(max_norm=...)``, the specs' CodeBound).
         reconstruction: schedule of test-time latent optimisation (``reconstruct``).
+        reconstruction_start: where each test-time (and validation) fit starts: ``random`` (N(0, init_std²),
+            the released code) or ``best_training_code`` (the learnt training code that fits the shape's
+            samples best, ``best_candidate_codes``; fewer fits stuck in a wrong minimum).
         extract_mesh: partial of ``geometry.extraction.extract_mesh`` with resolution/bounds/method set.
         val_fit: short latent-fit schedule run on half of each validation shape's samples before
             ``val/sdf_l1`` is measured on the other half (null: reconstruction, 50 steps).
@@ -73,6 +79,7 @@ class DeepSDF(ShapeModel):
         decoder_lr: StepSchedule,
         latent_lr: StepSchedule,
         reconstruction: LatentFitSchedule,
+        reconstruction_start: str,
         extract_mesh: Callable,
         num_shapes: int | None,
         latent_init_std: float | None,
@@ -93,7 +100,12 @@ class DeepSDF(ShapeModel):
         self.optimizer_factory = optimizer
         self.decoder_lr = decoder_lr
         self.latent_lr = latent_lr
+        if reconstruction_start not in RECONSTRUCTION_STARTS:
+            raise ShapelabError(
+                f"model.reconstruction_start: {reconstruction_start!r} is not one of {RECONSTRUCTION_STARTS}; fix the config"
+            )
         self.reconstruction = reconstruction
+        self.reconstruction_start = reconstruction_start
         self.extract_mesh = extract_mesh
         self.val_fit = val_fit or dataclasses.replace(reconstruction, num_iterations=50)
         self.mesh_every_n_epochs = mesh_every_n_epochs
@@ -125,7 +137,9 @@ class DeepSDF(ShapeModel):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         """``val/sdf_l1``: fit codes on the even samples briefly, clamped L1 on the odd (held-out) ones."""
         xyz, sdf = batch["xyz"], batch["sdf"]
-        latents = fit_latents(self.decoder, xyz[:, ::2], sdf[:, ::2], self.val_fit)
+        fit_xyz, fit_sdf = xyz[:, ::2], sdf[:, ::2]
+        init = self.start_codes(fit_xyz, fit_sdf, self.val_fit)
+        latents = fit_latents(self.decoder, fit_xyz, fit_sdf, self.val_fit, init=init)
         pred_sdf = self.decoder(latents, xyz[:, 1::2])
         sdf_l1 = clamped_l1(pred_sdf, sdf[:, 1::2], self.val_fit.clamp).mean()
         self.log("val/sdf_l1", sdf_l1, sync_dist=True, batch_size=len(latents), prog_bar=True)
@@ -174,16 +188,20 @@ class DeepSDF(ShapeModel):
         finally:
             self.decoder.train(was_training)
 
+    def start_codes(self, xyz, sdf, schedule, observed=None, free_space=None) -> torch.Tensor | None:
+        """Initial codes of a latent fit per ``reconstruction_start`` (None: ``fit_latents``' random init)."""
+        if self.reconstruction_start == "random":
+            return None
+        return best_candidate_codes(self.decoder, self.latents.weight.detach(), xyz, sdf, schedule, observed, free_space)
+
     def reconstruct(self, batch: dict) -> list[Reconstruction]:
         """Fit a code to each shape's SDF samples (optionally only ``batch["observed"]``; ``batch["free_space"]``
         marks samples known only to be outside, as a depth view gives them), mesh it."""
-        observed, free_space = batch.get("observed"), batch.get("free_space")
+        xyz, sdf = batch["xyz"].to(self.device), batch["sdf"].to(self.device)
+        observed, free_space = (None if batch.get(key) is None else batch[key].to(self.device)
+                                for key in ("observed", "free_space"))
+        init = self.start_codes(xyz, sdf, self.reconstruction, observed, free_space)
         latents = fit_latents(
-            self.decoder,
-            batch["xyz"].to(self.device),
-            batch["sdf"].to(self.device),
-            self.reconstruction,
-            observed=None if observed is None else observed.to(self.device),
-            free_space=None if free_space is None else free_space.to(self.device),
+            self.decoder, xyz, sdf, self.reconstruction, observed=observed, free_space=free_space, init=init
         )
         return [Reconstruction(frame="deepsdf", mesh=self.mesh_from_latent(z)) for z in latents]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
 import numpy as np
 import pytest
@@ -14,8 +15,8 @@ from scipy.spatial import cKDTree
 from shapelab.geometry.extraction import extract_mesh
 from shapelab.losses.deepsdf import DeepSDFLoss
 from shapelab.models.deepsdf import DeepSDF, StepSchedule
-from shapelab.models.latent_optimisation import fit_latents, half_space_mask
-from shapelab.models.networks.deepsdf_decoder import inverted_dropout
+from shapelab.models.latent_optimisation import best_candidate_codes, fit_latents, half_space_mask
+from shapelab.models.networks.deepsdf_decoder import fourier_features, inverted_dropout
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -82,6 +83,7 @@ def make_model(num_shapes: int = 2, **overrides) -> DeepSDF:
         "decoder_lr": instantiate_group("model/deepsdf.decoder_lr", initial=3e-3, interval=1000),
         "latent_lr": instantiate_group("model/deepsdf.latent_lr", initial=1e-2, interval=1000),
         "reconstruction": paper_fit(num_iterations=150, num_samples=4000),
+        "reconstruction_start": "random",
         "extract_mesh": functools.partial(extract_mesh, resolution=48),
         "num_shapes": num_shapes,
         "latent_init_std": 0.25,
@@ -94,7 +96,7 @@ def make_model(num_shapes: int = 2, **overrides) -> DeepSDF:
 
 # -- decoder ------------------------------------------------------------------------------------------
 def test_paper_decoder_layout_reinjects_latent_at_layer_4():
-    decoder = instantiate_group("model/deepsdf.decoder", latent_size=256, hidden_dim=512, num_layers=8, skip_layers=(4,), dropout=0.2)
+    decoder = instantiate_group("model/deepsdf_paper.decoder")
     shapes = decoder.linear_layer_shapes()
     assert shapes == [(259, 512), (512, 512), (512, 512), (512, 253), (512, 512),
                       (512, 512), (512, 512), (512, 512), (512, 1)]
@@ -114,19 +116,36 @@ def test_decoder_treats_shapes_independently_and_is_bounded():
             torch.testing.assert_close(batched[b, s], single[0, 0])
 
 
-def test_decoder_equals_the_concatenating_mlp():
-    """Applying the code columns once per shape is the same maths as the paper's [z, x] concatenation."""
+def fourier_reference(xyz: torch.Tensor, octaves: int) -> torch.Tensor:
+    """γ(x) value by value: x, then per octave k sin(2^k π x_i) for i = 0..2, then cos(2^k π x_i)."""
+    rows = []
+    for point in xyz.reshape(-1, 3).tolist():
+        row = list(point)
+        for k in range(octaves):
+            row += [math.sin(2**k * math.pi * c) for c in point] + [math.cos(2**k * math.pi * c) for c in point]
+        rows.append(row)
+    return torch.tensor(rows, dtype=xyz.dtype).reshape(*xyz.shape[:-1], 3 + 6 * octaves)
+
+
+@pytest.mark.parametrize("octaves", [0, 3])
+def test_decoder_equals_the_concatenating_mlp(octaves):
+    """Applying the code columns once per shape is the same maths as the paper's [z, x] concatenation
+    (with positional encoding: [z, γ(x)])."""
     torch.manual_seed(0)
-    decoder = instantiate_group("model/deepsdf.decoder", latent_size=6, hidden_dim=24, num_layers=4, skip_layers=(2,), dropout=0.0).eval()
+    decoder = instantiate_group("model/deepsdf.decoder", latent_size=6, hidden_dim=48, num_layers=4, skip_layers=(2,),
+                                dropout=0.0, fourier_octaves=octaves).eval()
     latents, xyz = torch.randn(3, 6), torch.randn(3, 7, 3)
-    inputs = torch.cat([latents[:, None].expand(3, 7, 6), xyz], dim=-1)
+    encoded = fourier_reference(xyz, octaves)
+    torch.testing.assert_close(fourier_features(xyz, octaves), encoded)
+    inputs = torch.cat([latents[:, None].expand(3, 7, 6), encoded], dim=-1)
     h = inputs
     for k, layer in enumerate(decoder.hidden):
         h = torch.relu(layer(torch.cat([h, inputs], dim=-1) if k == 2 else h))
     reference = torch.tanh(decoder.output(h))[..., 0]
     torch.testing.assert_close(decoder(latents, xyz), reference)
     nominal = sum(2 * i * o for i, o in decoder.linear_layer_shapes())
-    assert decoder.executed_flops_per_sample() == nominal - 2 * 6 * (24 + 24)
+    assert decoder.executed_flops_per_sample() == nominal - 2 * 6 * (48 + 48)
+    assert decoder.linear_layer_shapes()[0] == (6 + 3 + 6 * octaves, 48)
 
 
 def test_skip_layer_carries_the_input():
@@ -223,6 +242,38 @@ def test_partial_observation_ignores_unobserved_samples(teacher):
     clean = fit_latents(decoder, xyz, sdf, schedule, observed, generator=torch.Generator().manual_seed(1))
     dirty = fit_latents(decoder, xyz, corrupted, schedule, observed, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(clean, dirty)
+
+
+def test_best_candidate_codes_equal_the_brute_force_choice(teacher):
+    decoder, latents, xyz, sdf = teacher
+    candidates = torch.cat([torch.randn(9, 8) * 0.5, latents.flip(0)])  # the true codes hidden among others
+    schedule = paper_fit(num_samples=400)
+    chosen = best_candidate_codes(decoder, candidates, xyz, sdf, schedule, generator=torch.Generator().manual_seed(3), chunk=4)
+    torch.testing.assert_close(chosen, latents)  # each shape's own code fits it best
+    expected = []  # brute force: the same draw, one candidate at a time
+    index = torch.multinomial(torch.ones_like(sdf), 400, replacement=True, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        for b in range(3):
+            points, values = xyz[b, index[b]], sdf[b, index[b]]
+            losses = [
+                (decoder(code[None], points[None])[0].clamp(-0.1, 0.1) - values.clamp(-0.1, 0.1)).abs().mean()
+                + 1e-4 * (code**2).mean()
+                for code in candidates
+            ]
+            expected.append(candidates[int(torch.stack(losses).argmin())])
+    torch.testing.assert_close(chosen, torch.stack(expected))
+    assert decoder.training  # mode restored
+
+
+def test_reconstruction_start_best_training_code_warm_starts_from_the_learnt_codes(teacher):
+    decoder, latents, xyz, sdf = teacher
+    model = make_model(num_shapes=5, decoder=decoder, reconstruction_start="best_training_code")
+    with torch.no_grad():
+        model.latents.weight.copy_(torch.cat([torch.randn(2, 8), latents]))
+    torch.testing.assert_close(model.start_codes(xyz, sdf, model.reconstruction), latents)
+    assert make_model(num_shapes=5, decoder=decoder).start_codes(xyz, sdf, model.reconstruction) is None
+    with pytest.raises(ShapelabError, match="model.reconstruction_start: 'nearest' is not one of"):
+        make_model(reconstruction_start="nearest")
 
 
 def test_fit_latents_rejects_shapes_without_observations(teacher):

@@ -42,6 +42,9 @@ class StepSchedule:
 
 
 RECONSTRUCTION_STARTS = ("random", "best_training_code")
+# samples per shape that rank the training codes for reconstruction_start=best_training_code: a quarter of the
+# CPU preset's 4096 per fit step, so ranking 80 codes costs about as much as 7 fit steps (bench/RESULTS.md main_job_budget)
+START_SAMPLES = 1024
 
 
 class DeepSDF(ShapeModel):
@@ -192,7 +195,9 @@ class DeepSDF(ShapeModel):
         """Initial codes of a latent fit per ``reconstruction_start`` (None: ``fit_latents``' random init)."""
         if self.reconstruction_start == "random":
             return None
-        return best_candidate_codes(self.decoder, self.latents.weight.detach(), xyz, sdf, schedule, observed, free_space)
+        return best_candidate_codes(
+            self.decoder, self.latents.weight.detach(), xyz, sdf, schedule, START_SAMPLES, observed, free_space
+        )
 
     def reconstruct(self, batch: dict) -> list[Reconstruction]:
         """Fit a code to each shape's SDF samples (optionally only ``batch["observed"]``; ``batch["free_space"]``

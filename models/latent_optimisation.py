@@ -76,26 +76,28 @@ def best_candidate_codes(
     xyz: torch.Tensor,
     sdf: torch.Tensor,
     schedule: LatentFitSchedule,
+    num_samples: int,
     observed: torch.Tensor | None = None,
     free_space: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     chunk: int = 64,
 ) -> torch.Tensor:
     """A warm start for Eq. 10: per shape, the candidate code (e.g. the learnt training codes) with the lowest
-    fitting loss (``latent_fitting_loss``: clamped L1 + λ·mean z²) on ``schedule.num_samples`` of its samples.
+    fitting loss (``latent_fitting_loss``: clamped L1 + λ·mean z²) on ``num_samples`` of its samples.
 
     Args:
         decoder: as ``fit_latents``.
         candidates: (K, L) codes to choose from.
         xyz, sdf, observed, free_space: as ``fit_latents`` ((B, S, 3), (B, S), optional (B, S) bool masks).
-        schedule: its ``num_samples``, ``clamp`` and ``latent_reg_weight`` are used.
+        schedule: its ``clamp`` and ``latent_reg_weight`` are used.
+        num_samples: samples drawn (with replacement) per shape to rank the candidates.
         generator: optional torch.Generator for the sample draw.
         chunk: candidates decoded at once (memory: chunk × num_samples points).
     Returns:
         (B, L) the chosen candidate of each shape.
     """
     weights = torch.ones_like(sdf) if observed is None else observed.to(sdf)
-    index = _sample_indices(weights, schedule.num_samples, generator)
+    index = _sample_indices(weights, num_samples, generator)
     xyz = torch.gather(xyz, 1, index[..., None].expand(-1, -1, 3))
     sdf = torch.gather(sdf, 1, index)
     free = None if free_space is None else torch.gather(free_space, 1, index)

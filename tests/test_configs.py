@@ -177,6 +177,7 @@ def test_main_job_recipe(compose_cfg):
     assert (cfg.loss.clamp, cfg.loss.latent_reg_warmup_epochs) == (0.1, 100)
     assert (model.reconstruction.num_iterations, model.reconstruction.num_samples) == (200, 4096)
     assert (model.extract_mesh.resolution, model.mesh_every_n_epochs) == (64, 100)
+    assert model.reconstruction_start == "best_training_code"
 
 
 CONFIG_KEY = re.compile(

@@ -247,8 +247,7 @@ def test_partial_observation_ignores_unobserved_samples(teacher):
 def test_best_candidate_codes_equal_the_brute_force_choice(teacher):
     decoder, latents, xyz, sdf = teacher
     candidates = torch.cat([torch.randn(9, 8) * 0.5, latents.flip(0)])  # the true codes hidden among others
-    schedule = paper_fit(num_samples=400)
-    chosen = best_candidate_codes(decoder, candidates, xyz, sdf, schedule, generator=torch.Generator().manual_seed(3), chunk=4)
+    chosen = best_candidate_codes(decoder, candidates, xyz, sdf, paper_fit(), 400, generator=torch.Generator().manual_seed(3), chunk=4)
     torch.testing.assert_close(chosen, latents)  # each shape's own code fits it best
     expected = []  # brute force: the same draw, one candidate at a time
     index = torch.multinomial(torch.ones_like(sdf), 400, replacement=True, generator=torch.Generator().manual_seed(3))

@@ -36,20 +36,6 @@ def inverted_dropout(h: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return h * (keep * (65536.0 / (65536 - threshold))).to(h.dtype)
 
 
-def fourier_features(xyz: torch.Tensor, octaves: int) -> torch.Tensor:
-    """Positional encoding γ(x) = [x, sin(2^k π x), cos(2^k π x)]_{k<K} (Mildenhall et al. 2020, Eq. 4;
-    Tancik et al. 2020: an MLP on γ(x) fits high-frequency detail in far fewer steps than on x).
-
-    Args:
-        xyz: (..., 3) points, deepsdf frame (unit sphere, so 2^k π x spans k + 1 half-periods).
-        octaves: K ≥ 0.
-    Returns:
-        (..., 3 + 6K): x, then for each k the sines of the three coordinates, then their cosines.
-    """
-    angles = [xyz * (2.0**k * torch.pi) for k in range(octaves)]
-    return torch.cat([xyz, *(f(a) for a in angles for f in (torch.sin, torch.cos))], dim=-1)
-
-
 class DeepSDFDecoder(nn.Module):
     """MLP decoder of the DeepSDF auto-decoder.
 
@@ -64,9 +50,6 @@ class DeepSDFDecoder(nn.Module):
         weight_norm: weight normalisation (Salimans & Kingma 2016) on every hidden layer (True), none
             (False), or on the hidden layers listed (the released specs' ``norm_layers``; MeshSDF: [0, 1, 2, 3]).
         final_tanh: tanh on the output, as the paper.
-        fourier_octaves: K; 0 (the paper) feeds x as is, K > 0 feeds ``fourier_features(x, K)`` (3 + 6K values)
-            wherever the paper feeds x (first layer, skip layers). Not in the paper: the CPU preset's way to
-            fit thin parts in few steps (bench/RESULTS.md main_job_budget).
     """
 
     def __init__(
@@ -78,17 +61,14 @@ class DeepSDFDecoder(nn.Module):
         dropout: float,
         weight_norm: bool | Sequence[int],
         final_tanh: bool,
-        fourier_octaves: int,
     ):
         super().__init__()
-        self.fourier_octaves = fourier_octaves
-        self.point_dim = 3 + 6 * fourier_octaves
-        input_dim = latent_size + self.point_dim
+        input_dim = latent_size + 3
         skip_layers = tuple(skip_layers)
         if any(not 0 < k < num_layers for k in skip_layers):
             raise ValueError(f"skip_layers {skip_layers} must lie in 1..{num_layers - 1}")
         if skip_layers and hidden_dim <= input_dim:
-            raise ValueError(f"hidden_dim {hidden_dim} must exceed latent_size + point features = {input_dim} with skips")
+            raise ValueError(f"hidden_dim {hidden_dim} must exceed latent_size + 3 = {input_dim} with skips")
         self.latent_size = latent_size
         self.skip_layers = skip_layers
         self.final_tanh = final_tanh
@@ -125,8 +105,6 @@ class DeepSDFDecoder(nn.Module):
             (B, S) predicted signed distances (negative inside), in (-1, 1) with ``final_tanh``.
         """
         h = None
-        if self.fourier_octaves:
-            xyz = fourier_features(xyz, self.fourier_octaves)
         for k, layer in enumerate(self.hidden):
             if k == 0 or k in self.skip_layers:
                 h = self._input_layer(layer, h, latents, xyz)
@@ -149,7 +127,7 @@ class DeepSDFDecoder(nn.Module):
         """
         weight = layer.weight  # normalised when weight norm is on
         width = 0 if h is None else h.shape[-1]
-        w_h, w_z, w_x = weight.split([width, self.latent_size, self.point_dim], dim=1)
+        w_h, w_z, w_x = weight.split([width, self.latent_size, 3], dim=1)
         per_shape = F.linear(latents, w_z, layer.bias)[:, None, :]
         per_sample = xyz if h is None else torch.cat([h, xyz], dim=-1)
         w_sample = w_x if h is None else torch.cat([w_h, w_x], dim=1)

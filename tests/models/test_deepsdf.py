@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from shapelab.geometry.extraction import extract_mesh
 from shapelab.losses.deepsdf import DeepSDFLoss
 from shapelab.models.deepsdf import DeepSDF, StepSchedule
 from shapelab.models.latent_optimisation import best_candidate_codes, fit_latents, half_space_mask
-from shapelab.models.networks.deepsdf_decoder import fourier_features, inverted_dropout
+from shapelab.models.networks.deepsdf_decoder import inverted_dropout
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -116,36 +115,19 @@ def test_decoder_treats_shapes_independently_and_is_bounded():
             torch.testing.assert_close(batched[b, s], single[0, 0])
 
 
-def fourier_reference(xyz: torch.Tensor, octaves: int) -> torch.Tensor:
-    """γ(x) value by value: x, then per octave k sin(2^k π x_i) for i = 0..2, then cos(2^k π x_i)."""
-    rows = []
-    for point in xyz.reshape(-1, 3).tolist():
-        row = list(point)
-        for k in range(octaves):
-            row += [math.sin(2**k * math.pi * c) for c in point] + [math.cos(2**k * math.pi * c) for c in point]
-        rows.append(row)
-    return torch.tensor(rows, dtype=xyz.dtype).reshape(*xyz.shape[:-1], 3 + 6 * octaves)
-
-
-@pytest.mark.parametrize("octaves", [0, 3])
-def test_decoder_equals_the_concatenating_mlp(octaves):
-    """Applying the code columns once per shape is the same maths as the paper's [z, x] concatenation
-    (with positional encoding: [z, γ(x)])."""
+def test_decoder_equals_the_concatenating_mlp():
+    """Applying the code columns once per shape is the same maths as the paper's [z, x] concatenation."""
     torch.manual_seed(0)
-    decoder = instantiate_group("model/deepsdf.decoder", latent_size=6, hidden_dim=48, num_layers=4, skip_layers=(2,),
-                                dropout=0.0, fourier_octaves=octaves).eval()
+    decoder = instantiate_group("model/deepsdf.decoder", latent_size=6, hidden_dim=24, num_layers=4, skip_layers=(2,), dropout=0.0).eval()
     latents, xyz = torch.randn(3, 6), torch.randn(3, 7, 3)
-    encoded = fourier_reference(xyz, octaves)
-    torch.testing.assert_close(fourier_features(xyz, octaves), encoded)
-    inputs = torch.cat([latents[:, None].expand(3, 7, 6), encoded], dim=-1)
+    inputs = torch.cat([latents[:, None].expand(3, 7, 6), xyz], dim=-1)
     h = inputs
     for k, layer in enumerate(decoder.hidden):
         h = torch.relu(layer(torch.cat([h, inputs], dim=-1) if k == 2 else h))
     reference = torch.tanh(decoder.output(h))[..., 0]
     torch.testing.assert_close(decoder(latents, xyz), reference)
     nominal = sum(2 * i * o for i, o in decoder.linear_layer_shapes())
-    assert decoder.executed_flops_per_sample() == nominal - 2 * 6 * (48 + 48)
-    assert decoder.linear_layer_shapes()[0] == (6 + 3 + 6 * octaves, 48)
+    assert decoder.executed_flops_per_sample() == nominal - 2 * 6 * (24 + 24)
 
 
 def test_skip_layer_carries_the_input():

@@ -51,7 +51,7 @@ def train_box_prior():
     data = [box_samples(half, 3000, generator) for half in TRAIN_HALVES]
     xyz, sdf = torch.stack([d[0] for d in data]), torch.stack([d[1] for d in data])
     decoder = DeepSDFDecoder(latent_size=8, hidden_dim=32, num_layers=4, skip_layers=(2,), dropout=0.0, weight_norm=True,
-                             final_tanh=True, fourier_octaves=0)
+                             final_tanh=True)
     with torch.no_grad():  # start inside the clamp: beyond it Eq. 4 has no gradient and training can stall
         decoder.output.weight.mul_(0.1)
         decoder.output.bias.zero_()

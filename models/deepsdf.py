@@ -11,6 +11,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import trimesh
@@ -73,6 +74,8 @@ class DeepSDF(ShapeModel):
 
     monitor = Monitor("val/sdf_l1", "min")
     batch_format = "sdf"
+    # parameters added after runs were saved, with the value that reproduces them (evaluate.py fills them in)
+    ADDED_PARAMETERS: ClassVar[dict[str, str]] = {"reconstruction_start": "random"}
 
     def __init__(
         self,

@@ -21,7 +21,7 @@ import typing
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from shapelab.errors import ShapelabError
 
@@ -69,6 +69,24 @@ def locate_target(path: str, key: str):
         raise ShapelabError(
             f"config key '{key}._target_': cannot import '{path}' ({exc}); check the spelling of the class path"
         ) from None
+
+
+def fill_added_parameters(node: DictConfig, key: str) -> list[str]:
+    """Give a saved config node (a run's ``model``) the parameters its target gained after the run was saved.
+
+    A class lists them in ``ADDED_PARAMETERS = {name: value}``, each with the value that reproduces what runs
+    saved before it did (``DeepSDF``: ``reconstruction_start: random``). Returns the ``key.name=value`` set.
+    """
+    if not isinstance(node, DictConfig) or "_target_" not in node:
+        return []
+    added = getattr(locate_target(node._target_, key), "ADDED_PARAMETERS", {})
+    filled = []
+    with open_dict(node):
+        for name, value in added.items():
+            if name not in node:
+                node[name] = value
+                filled.append(f"{key}.{name}={value}")
+    return filled
 
 
 def _callable_parameters(func) -> tuple[dict[str, inspect.Parameter], bool, dict]:

@@ -5,6 +5,7 @@ imported at module level: ``--help`` answers before torch/Lightning load.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import hydra
@@ -17,6 +18,8 @@ from shapelab import resolvers
 from shapelab.cli.common import run_hydra_app
 from shapelab.errors import ShapelabError
 from shapelab.runs import instantiate_group, resolve_ckpt_path, run_entry_point
+
+log = logging.getLogger(__name__)
 
 
 def _datamodule(data_cfg: DictConfig, split: str):
@@ -71,6 +74,9 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, float]:
     ckpt = Path(resolve_ckpt_path(cfg.ckpt_path, cfg.paths.log_dir, "train"))
     run_dir = ckpt.parent.parent
     run_cfg = load_run_config(run_dir)
+    filled = config_check.fill_added_parameters(run_cfg.model, "model")
+    if filled:
+        log.info("%s was saved before %s existed: evaluating with the earlier behaviour", run_dir, ", ".join(filled))
     config_check.check_targets(run_cfg.model, "model")  # one line for a key the saved config lacks or misspells
     model = hydra.utils.instantiate(run_cfg.model)
     load_weights(model, ckpt)  # before the data: a bad checkpoint fails fast

@@ -53,3 +53,22 @@ def test_a_run_saved_before_a_data_parameter_existed_is_one_line(compose_cfg, tm
     del data["completion"]  # as in a run saved before data.completion existed
     with pytest.raises(ShapelabError, match=r"config\.yaml: config key 'data\.completion' is missing.*data=<name>"):
         _check_saved_data(data, tmp_path)
+
+
+def test_a_run_saved_before_a_model_parameter_existed_gets_its_earlier_value(compose_cfg):
+    """evaluate.py fills what a model class lists in ADDED_PARAMETERS with the value that reproduces old runs
+    (DeepSDF's test-time fits started at random before model.reconstruction_start existed)."""
+    from omegaconf import OmegaConf
+
+    from shapelab import config as config_check
+    from shapelab.errors import ShapelabError
+
+    model = OmegaConf.create(OmegaConf.to_container(compose_cfg("train", []).model))
+    assert model.reconstruction_start == "best_training_code"
+    assert config_check.fill_added_parameters(model, "model") == []  # today's config: nothing to fill
+    del model["reconstruction_start"]
+    with pytest.raises(ShapelabError, match="'model.reconstruction_start' is missing"):
+        config_check.check_targets(model, "model")
+    assert config_check.fill_added_parameters(model, "model") == ["model.reconstruction_start=random"]
+    assert model.reconstruction_start == "random"
+    config_check.check_targets(model, "model")

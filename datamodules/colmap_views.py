@@ -27,7 +27,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import trimesh
-from shapelab.datamodules.common import ShapeDataModule, ShapeDataset, image_tensor, open_image, resize_mask
+from shapelab.datamodules.common import (
+    ShapeDataModule,
+    ShapeDataset,
+    check_mask_resize,
+    image_tensor,
+    open_image,
+    resize_mask,
+)
 from shapelab.datamodules.formats import deepsdf as deepsdf_format
 from shapelab.datamodules.formats import occnet as occnet_format
 from shapelab.datamodules.formats.validation import load_npz
@@ -95,10 +102,11 @@ def scaled_intrinsics(cameras: CaptureCameras, views: Sequence[int], size: int) 
     return np.stack([np.diag([size / cameras.width[v], size / cameras.height[v], 1.0]) @ cameras.K[v] for v in views])
 
 
-def read_masks(cameras: CaptureCameras, views: Sequence[int], size: int) -> np.ndarray:
-    """(V, size, size) bool: the user's masks of ``views`` (white = object) resized to ``size``."""
+def read_masks(cameras: CaptureCameras, views: Sequence[int], size: int, rule: str) -> np.ndarray:
+    """(V, size, size) bool: the user's masks of ``views`` (white = object) resized to ``size`` by ``rule``
+    (``datamodules.common.resize_mask``)."""
     return np.stack([resize_mask(np.asarray(open_image(mask_file(cameras.mask_dir, cameras.names[v]), "L")) >= 128,
-                                 size) for v in views])
+                                 size, rule) for v in views])
 
 
 class ColmapViewsDataset(ShapeDataset):
@@ -106,11 +114,11 @@ class ColmapViewsDataset(ShapeDataset):
 
     def __init__(self, folders: Sequence[Path], cameras: Sequence[CaptureCameras], seed: int, train: bool,
                  num_views: int, image_size: int | None, mask_size: int, gt_points: int,
-                 eval_input_views: int | None):
+                 eval_input_views: int | None, mask_resize: str):
         super().__init__([(CAPTURE_SYNSET, folder.name) for folder in folders], seed, train)
         self.folders, self.cameras = list(folders), list(cameras)
         self.num_views, self.image_size, self.mask_size, self.gt_points = num_views, image_size, mask_size, gt_points
-        self.eval_input_views = eval_input_views
+        self.eval_input_views, self.mask_resize = eval_input_views, mask_resize
         self._points: dict[int, torch.Tensor] = {}
 
     def load(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
@@ -118,7 +126,7 @@ class ColmapViewsDataset(ShapeDataset):
         count = len(cameras.names)
         first = int(rng.integers(count)) if self.train else 0
         chosen = [first, *rng.choice(np.delete(np.arange(count), first), self.num_views - 1, replace=False).tolist()]
-        masks = read_masks(cameras, chosen, self.mask_size)
+        masks = read_masks(cameras, chosen, self.mask_size, self.mask_resize)
         item = {
             "image": image_tensor(open_image(cameras.image_dir / cameras.names[first], "RGB"), self.image_size),
             "masks": torch.from_numpy(masks.astype(np.float32)),
@@ -145,7 +153,7 @@ class ColmapViewsDataModule(ShapeDataModule):
 
     Args:
         captures: SfM output folders (each with cameras.npz); every split uses all of them.
-        num_views / image_size / mask_size / gt_points / eval_input_views: as data=synthetic_views
+        num_views / image_size / mask_size / mask_resize / gt_points / eval_input_views: as data=synthetic_views
             (datamodules/multiview.py; val/test batches carry ``images``, the first ``eval_input_views`` views).
         masks_dir: the masks' folder when not the one recorded in cameras.npz (one capture only).
         cameras_file: the cameras' file name in each capture (``cameras_true.npz`` for a built-in capture's
@@ -157,7 +165,7 @@ class ColmapViewsDataModule(ShapeDataModule):
     """
 
     def __init__(self, captures: Sequence[str], *, num_views: int, image_size: int | None, mask_size: int,
-                 gt_points: int, masks_dir: str | None, cameras_file: str, eval_input_views: int | None,
+                 mask_resize: str, gt_points: int, masks_dir: str | None, cameras_file: str, eval_input_views: int | None,
                  ground_truth_dir: str | None, batch_size: int, eval_batch_size: int, num_workers: int, seed: int,
                  categories: Sequence[str] | None):
         # the shared parameters are listed (not **shared): the others of ShapeDataModule are fixed here
@@ -171,10 +179,11 @@ class ColmapViewsDataModule(ShapeDataModule):
         if masks_dir is not None and len(captures) != 1:
             raise ShapelabError("data.masks_dir overrides the masks of a single capture; set it to null with "
                                 f"{len(captures)} captures (their masks come from cameras.npz)")
+        check_mask_resize(mask_resize)
         self.folders = [Path(folder) for folder in captures]
         self.masks_dir, self.cameras_file = masks_dir, cameras_file
         self.options = {"num_views": num_views, "image_size": image_size, "mask_size": mask_size, "gt_points": gt_points,
-                        "eval_input_views": eval_input_views}
+                        "eval_input_views": eval_input_views, "mask_resize": mask_resize}
         self._cameras: list[CaptureCameras] | None = None
         self.ground_truth_dir = truth
 
@@ -227,6 +236,7 @@ class ColmapViewsDataModule(ShapeDataModule):
         cameras = self.capture_cameras()[index]
         count = len(cameras.names)
         views = np.linspace(0, count, min(num_views or count, count), endpoint=False).astype(int).tolist()
-        return {"masks": read_masks(cameras, views, size), "K": scaled_intrinsics(cameras, views, size),
+        masks = read_masks(cameras, views, size, self.options["mask_resize"])
+        return {"masks": masks, "K": scaled_intrinsics(cameras, views, size),
                 "Rt": cameras.Rt[views], "names": [cameras.names[v] for v in views],
                 "frames": capture_frames(self.folders[index])}

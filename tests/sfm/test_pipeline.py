@@ -227,3 +227,18 @@ def test_sfm_command_logs_the_picture_to_the_dashboard(capture, compose_cfg, tmp
     assert list((tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*"))
     printed = capsys.readouterr().out
     assert "registered: 12/12 images" in printed and "vs true cameras" in printed
+
+
+def test_colmap_views_masks_follow_mask_resize(tmp_path):
+    """data.mask_resize reaches the capture's masks: CAPNet's 'any' rule keeps a one-pixel line that 'area'
+    drops at a quarter of the size."""
+    from types import SimpleNamespace
+
+    from shapelab.datamodules.colmap_views import read_masks
+
+    mask = np.zeros((64, 64), np.uint8)
+    mask[:, 30] = 255  # a vertical line one source pixel wide
+    Image.fromarray(mask).save(tmp_path / "view0.png")
+    cameras = SimpleNamespace(mask_dir=tmp_path, names=["view0.png"])
+    assert not read_masks(cameras, [0], 16, "area").any()
+    assert read_masks(cameras, [0], 16, "any")[0].any(axis=0).sum() >= 1

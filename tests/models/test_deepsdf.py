@@ -246,6 +246,24 @@ def test_best_candidate_codes_equal_the_brute_force_choice(teacher):
     assert decoder.training  # mode restored
 
 
+def test_best_candidate_codes_rank_on_observed_and_free_space_samples(teacher):
+    """A partial observation (shape completion): only observed samples rank the codes, free-space samples as
+    lower bounds; corrupting the unobserved ones changes nothing."""
+    decoder, latents, xyz, sdf = teacher
+    candidates = torch.cat([torch.randn(9, 8) * 0.5, latents])
+    observed = half_space_mask(xyz, torch.tensor([1.0, 0.0, 0.0]))
+    free_space = observed & (sdf > sdf.median(dim=-1, keepdim=True).values)
+    lower_bounds = torch.where(free_space, sdf - 0.02, sdf)  # free space: the true value lies above the bound
+    corrupted = torch.where(observed, lower_bounds, torch.full_like(sdf, 7.0))
+    assert free_space.any()
+    chosen = best_candidate_codes(decoder, candidates, xyz, corrupted, paper_fit(), 400, observed, free_space,
+                                  generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(chosen, latents)
+    everything = best_candidate_codes(decoder, candidates, xyz, corrupted, paper_fit(), 400,
+                                      generator=torch.Generator().manual_seed(5))
+    assert not torch.equal(everything, latents)  # the unobserved values would mislead the choice
+
+
 def test_reconstruction_start_best_training_code_warm_starts_from_the_learnt_codes(teacher):
     decoder, latents, xyz, sdf = teacher
     model = make_model(num_shapes=5, decoder=decoder, reconstruction_start="best_training_code")

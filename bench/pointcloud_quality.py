@@ -10,8 +10,8 @@ The untrained network (identical initialisation, zero steps) is scored in the sa
 
 Full: 15 minutes of training per method. ``--quick``: CAPNet and DRWR only (``--methods`` adds the 3D baseline),
 QUICK_STEPS optimiser steps each (a step budget, so the ranking does not depend on the machine's load; about
-2 CPU-minutes per method with its evaluation, ~17 CPU-s, and ~25 CPU-s for the untrained network: about 5 minutes
-in all on one idle core). CAPNet's EMD first rises while the untrained clump opens, then falls; at 240 steps it is
+2 CPU-minutes per method with its evaluation, ~17 CPU-s, and ~25 CPU-s for the untrained network: about 5 CPU-minutes
+in all, run as two processes at once by default, ``--jobs``). CAPNet's EMD first rises while the untrained clump opens, then falls; at 240 steps it is
 below the untrained network's with seed 12345 and still above with seed 2 (bench/RESULTS.md, pointcloud_quality). The clouds are
 predicted from 5 input views per test chair (the CPU experiments' ``data.eval_input_views``) and the metrics
 averaged over them; DRWR's own ``chamfer_drwr_best`` (x100) is printed too.
@@ -67,6 +67,14 @@ def run(experiment: str, budget: dict, extra: list[str], out: Path) -> dict[str,
     return metrics
 
 
+def run_with_threads(threads: int, *task) -> dict[str, float]:
+    """``run(*task)`` in a worker process with ``threads`` torch threads (``--jobs``)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return run(*task)
+
+
 def steps_logged(out: Path) -> int:
     """Optimiser steps of a run, from the last ``step`` of its CSV log (0 when nothing was logged)."""
     import csv
@@ -84,6 +92,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=15.0, help="training minutes per method (full run)")
     parser.add_argument("--methods", nargs="+", choices=sorted(METHODS),
                         help="train only these (default: all; --quick: capnet drwr; the untrained network is always scored)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="runs at once, one process each (default: 2 with --quick, else 1; a wall-clock budget "
+                             "needs a core per job)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: fastest on the shared, oversubscribed 2-core machine)")
     parser.add_argument("overrides", nargs="*", help="hydra overrides for every run, e.g. data.batch_size=16; a loss setting "
@@ -98,12 +109,21 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out = REPO_ROOT / "logs" / "bench_pointcloud_quality" / f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{'-'.join(args.methods)}"
     # the network is the same in every experiment; the first method's lets its loss overrides apply here too
-    results = {"untrained": run(METHODS[args.methods[0]], {"steps": 0}, args.overrides, out / "untrained")}
-    for name in args.methods:
-        results[name] = run(METHODS[name], budget, args.overrides, out / name)
+    tasks = {"untrained": (METHODS[args.methods[0]], {"steps": 0}, args.overrides, out / "untrained")}
+    tasks.update({name: (METHODS[name], budget, args.overrides, out / name) for name in args.methods})
+    jobs, started = args.jobs or (2 if args.quick else 1), time.time()
+    if jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {name: pool.submit(run_with_threads, args.threads, *task) for name, task in tasks.items()}
+            results = {name: future.result() for name, future in futures.items()}
+    else:
+        results = {name: run(*task) for name, task in tasks.items()}
 
     described = f"{steps} optimiser steps" if steps else f"{args.minutes:g} minutes of training"
-    print(f"\ntest chairs, {described} per method, torch threads {torch.get_num_threads()}, load {load()}")
+    print(f"\ntest chairs, {described} per method, torch threads {args.threads}, {jobs} job(s), load {load()}")
     print(f"{'method':>10} {'chamfer_capnet':>15} {'emd_capnet':>11} {'drwr_best_x100':>15} {'train_steps':>12} "
           f"{'wall_s':>7} {'cpu_s':>7}")
     for name, metrics in results.items():
@@ -114,7 +134,7 @@ def main() -> None:
     summary = " ".join(f"{name}_chamfer={results[name]['eval/test/chamfer_capnet']:.5f}" for name in names)
     emds = " ".join(f"{name}_emd={results[name]['eval/test/emd_capnet']:.5f}" for name in names)
     cpus = " ".join(f"{name}_cpu_s={results[name]['cpu_s']:.0f}" for name in names)
-    print(f"pointcloud_quality {summary} {emds} {cpus}")
+    print(f"pointcloud_quality {summary} {emds} {cpus} jobs={jobs} total_wall_s={time.time() - started:.0f}")
 
 
 def load() -> str:

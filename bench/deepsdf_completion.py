@@ -3,7 +3,9 @@
 One trained DeepSDF (``--run <train.py run dir>``, or trained here with the default recipe) reconstructs each test
 shape twice with the shared evaluation: from its SdfSamples (full observation, as ``python train.py``) and from
 one depth render (``data.completion``, paper Sec. 6.3: back-projected pixels + free-space samples on their rays).
-A third row scores the mean shape (the code at its N(0, 0.01²) init, no fit): what any observation buys.
+A further row scores the mean shape (a code at its N(0, 0.01²) init, no fit): what any observation buys; for a run
+whose fits start from the best training code (``model.reconstruction_start``) a row ``training_code`` scores that
+start without a fit (retrieving the most similar training shape).
 
     python bench/deepsdf_completion.py [--quick] [--run <dir>] [--view N] [hydra overrides for training ...]
 
@@ -72,15 +74,19 @@ def evaluate_observations(run: Path, view: int, out: Path, overrides: list[str])
     model = hydra.utils.instantiate(run_cfg.model)
     load_weights(model, run / "checkpoints" / "last.ckpt")
     completion_data = OmegaConf.merge(run_cfg.data, {"completion": {**COMPLETION, "view": view}})
-    schedule = model.reconstruction
+    schedule, start_rule = model.reconstruction, model.reconstruction_start
+    rows = [("full", run_cfg.data, schedule.num_iterations, start_rule),
+            (f"view{view}", completion_data, schedule.num_iterations, start_rule)]
+    if start_rule == "best_training_code":  # the fits' starting point alone: the best-fitting training shape
+        rows.append(("training_code", run_cfg.data, 0, start_rule))
+    rows.append(("mean_shape", run_cfg.data, 0, "random"))  # a code at its N(0, 0.01²) init, whatever the run uses
     results = {}
-    for name, data_cfg, iterations in (("full", run_cfg.data, schedule.num_iterations),
-                                       (f"view{view}", completion_data, schedule.num_iterations),
-                                       ("mean_shape", run_cfg.data, 0)):
+    for name, data_cfg, iterations, start_from in rows:
         datamodule = hydra.utils.instantiate(data_cfg)
         datamodule.prepare_data()
         datamodule.setup("test")
         model.reconstruction = dataclasses.replace(schedule, num_iterations=iterations)
+        model.reconstruction_start = start_from
         start, cpu = time.perf_counter(), time.process_time()
         evaluate_model(model, datamodule, evaluate_cfg, out / name)
         seconds = (time.perf_counter() - start, time.process_time() - cpu)

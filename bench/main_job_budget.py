@@ -58,11 +58,15 @@ def evaluate_setting(model, datamodule, cfg, setting: str, out: Path):
     """Reconstruct + score the test split with one test-time setting: (IoU per category, CPU-s)."""
     import json
 
+    from shapelab.models.deepsdf import RECONSTRUCTION_STARTS
+
     from shapelab.evaluation import evaluate_model
 
     iterations, samples, resolution, *start = setting.split(":")
     iterations, samples, resolution = int(iterations), int(samples), int(resolution)
     model.reconstruction_start = start[0] if start else cfg.model.reconstruction_start
+    if model.reconstruction_start not in RECONSTRUCTION_STARTS:
+        raise SystemExit(f"--recon {setting}: START must be one of {RECONSTRUCTION_STARTS}")
     model.reconstruction = dataclasses.replace(model.reconstruction, num_iterations=iterations, num_samples=samples)
     model.extract_mesh = functools.partial(model.extract_mesh, resolution=resolution)
     start = time.process_time()

@@ -103,18 +103,20 @@ def best_candidate_codes(
     free = None if free_space is None else torch.gather(free_space, 1, index)
     chosen, was_training = [], decoder.training
     decoder.eval()
-    with torch.no_grad():
-        for b in range(len(sdf)):
-            losses = []
-            for codes in candidates.split(chunk):
-                count = len(codes)
-                pred = decoder(codes, xyz[b].expand(count, -1, -1))
-                losses.append(latent_fitting_loss(
-                    pred, sdf[b].expand(count, -1), codes, schedule.clamp, schedule.latent_reg_weight,
-                    free_space=None if free is None else free[b].expand(count, -1),
-                ))
-            chosen.append(candidates[torch.cat(losses).argmin()])
-    decoder.train(was_training)
+    try:
+        with torch.no_grad():
+            for b in range(len(sdf)):
+                losses = []
+                for codes in candidates.split(chunk):
+                    count = len(codes)
+                    pred = decoder(codes, xyz[b].expand(count, -1, -1))
+                    losses.append(latent_fitting_loss(
+                        pred, sdf[b].expand(count, -1), codes, schedule.clamp, schedule.latent_reg_weight,
+                        free_space=None if free is None else free[b].expand(count, -1),
+                    ))
+                chosen.append(candidates[torch.cat(losses).argmin()])
+    finally:
+        decoder.train(was_training)
     return torch.stack(chosen)
 
 

@@ -103,7 +103,9 @@ def main() -> None:
     parser.add_argument("--view", type=int, default=0, help="which of the 24 depth renders each test shape is seen from")
     parser.add_argument("overrides", nargs="*", help="hydra overrides for training, e.g. trainer.max_epochs=300")
     args = parser.parse_args()
-    out = REPO_ROOT / "logs" / "bench_deepsdf_completion" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    from shapelab.runs import new_run_dir
+
+    out = new_run_dir(REPO_ROOT / "logs" / "bench_deepsdf_completion")
     run = args.run or train_run([*(QUICK if args.quick else ["experiment=deepsdf_all"]), *args.overrides], out / "run")
     results = evaluate_observations(run.resolve(), args.view, out,
                                     ["split=test", *(QUICK_SCORING if args.quick else [])])

@@ -57,7 +57,9 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="hydra overrides, e.g. trainer.max_epochs=300")
     args = parser.parse_args()
     overrides = [*(QUICK if args.quick else ["experiment=deepsdf_all"]), *REPORTED_GROUPS, *args.overrides]
-    out = REPO_ROOT / "logs" / "bench_deepsdf_quality" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    from shapelab.runs import new_run_dir
+
+    out = new_run_dir(REPO_ROOT / "logs" / "bench_deepsdf_quality")
     cfg = compose_train_config(overrides, out)
 
     import hydra

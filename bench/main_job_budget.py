@@ -109,7 +109,9 @@ def main() -> None:
     args = parser.parse_args()
     if any("=" in setting for setting in args.recon or []):
         parser.error("--recon takes every value after it: put the hydra overrides before --recon")
-    out = args.from_run or REPO_ROOT / "logs" / "bench_main_job_budget" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    from shapelab.runs import new_run_dir
+
+    out = args.from_run or new_run_dir(REPO_ROOT / "logs" / "bench_main_job_budget")
     cfg = compose_config([*(QUICK if args.quick else []), *args.overrides], out)
     settings = args.recon or (["30:2048:32"] if args.quick else None)
 

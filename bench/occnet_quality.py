@@ -121,11 +121,12 @@ def main() -> None:
     models = args.models or (["pointcloud"] if args.quick else ["pointcloud", "svr"])
 
     from shapelab.cli.train import train
+    from shapelab.runs import new_run_dir
 
     summary = None
     for name in models:
         overrides = MODELS[name] + CPU_PRESET + (QUICK if args.quick else []) + args.overrides
-        out = REPO_ROOT / "logs" / "bench_occnet_quality" / f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{name}"
+        out = new_run_dir(REPO_ROOT / "logs" / "bench_occnet_quality", name)
         cfg = compose_train_config(overrides, out, "bench_occnet_quality")
         start = time.perf_counter()
         metrics = train(cfg)

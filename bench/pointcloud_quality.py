@@ -109,7 +109,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    out = REPO_ROOT / "logs" / "bench_pointcloud_quality" / f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{'-'.join(args.methods)}"
+    from shapelab.runs import new_run_dir
+
+    out = new_run_dir(REPO_ROOT / "logs" / "bench_pointcloud_quality", "-".join(args.methods))
     # the network is the same in every experiment; the first method's lets its loss overrides apply here too
     tasks = {"untrained": (METHODS[args.methods[0]], {"steps": 0}, args.overrides, out / "untrained")}
     tasks.update({name: (METHODS[name], budget, args.overrides, out / name) for name in args.methods})

@@ -101,7 +101,9 @@ def main() -> None:
     costs = {p: encoder_seconds(p, args.alpha) for p in ("max", robust)}
     for pooling, (forward, backward) in costs.items():
         print(f"encoder cost {pooling:>24s}: forward {1e3 * forward:7.1f} ms  backward {1e3 * backward:7.1f} ms")
-    out_root = REPO_ROOT / "logs" / "bench_robust_pooling" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    from shapelab.runs import new_run_dir
+
+    out_root = new_run_dir(REPO_ROOT / "logs" / "bench_robust_pooling")
     runs = [(level, pooling) for level in levels for pooling in poolings]
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(val_iou, level, pooling, args.alpha, steps, overrides, out_root, args.threads):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,13 @@ def instantiate_group(group: DictConfig | None) -> list:
     if not group:
         return []
     return [hydra.utils.instantiate(node) for node in group.values() if node is not None and "_target_" in node]
+
+
+def new_run_dir(root: str | Path, label: str = "") -> Path:
+    """``<root>/<YYYY-mm-dd_HH-MM-SS>_<pid>[_<label>]``, named as train.py names its runs: two processes started in
+    the same second get different directories (two benches once shared one and loaded each other's last.ckpt)."""
+    name = f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{os.getpid()}"
+    return Path(root) / (f"{name}_{label}" if label else name)
 
 
 def fill_from_facts(model_cfg: DictConfig, facts: dict) -> None:

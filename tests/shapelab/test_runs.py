@@ -162,3 +162,24 @@ def test_two_runs_started_in_the_same_second_get_different_directories():
     same_second = "OmegaConf.register_new_resolver('now', lambda pattern: '2026-01-01_00-00-00', replace=True)"
     first, second = _run_dir_in_a_new_process(same_second), _run_dir_in_a_new_process(same_second)
     assert "2026-01-01_00-00-00" in first and first != second
+
+
+def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path, monkeypatch):
+    """Benches named their runs by the second only: two started together shared one directory and each evaluated
+    whichever last.ckpt was written last."""
+    from shapelab import runs
+
+    monkeypatch.setattr(runs.time, "strftime", lambda pattern: "2026-12-01_21-14-28")
+    monkeypatch.setattr(runs.os, "getpid", lambda: 101)
+    first = runs.new_run_dir(tmp_path, "capnet")
+    monkeypatch.setattr(runs.os, "getpid", lambda: 102)
+    second = runs.new_run_dir(tmp_path)
+    assert first == tmp_path / "2026-12-01_21-14-28_101_capnet"
+    assert second == tmp_path / "2026-12-01_21-14-28_102"
+
+
+def test_every_bench_names_its_runs_with_new_run_dir():
+    lines = [(path.name, line) for path in sorted((REPO_ROOT / "bench").glob("*.py"))
+             for line in path.read_text().splitlines() if '"logs"' in line]
+    assert lines, "no bench writes under logs/"
+    assert all("new_run_dir(" in line for _, line in lines), [name for name, line in lines if "new_run_dir(" not in line]

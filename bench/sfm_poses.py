@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -180,14 +179,16 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="+", default=["car", "chair", "airplane"])
     parser.add_argument("--loop-steps", type=int, default=None)
     parser.add_argument("--no-loop", action="store_true")
-    parser.add_argument("--out", default=str(REPO_ROOT / "logs" / "bench_sfm_poses"))
+    parser.add_argument("--out", default=None, help="an empty or new folder (default: a new one under logs/bench_sfm_poses/)")
     args = parser.parse_args()
     from shapelab.sfm.captures import ViewSet, write_capture
 
     from shapelab.cli.sfm import builtin_shape
+    from shapelab.runs import new_run_dir
 
-    out = Path(args.out)
-    shutil.rmtree(out, ignore_errors=True)
+    out = Path(args.out) if args.out else new_run_dir(REPO_ROOT / "logs" / "bench_sfm_poses")
+    if out.is_dir() and any(out.iterdir()):
+        parser.error(f"--out {out} is not empty: give a new folder (earlier results are not overwritten)")
     views = QUICK_VIEWS if args.quick else FULL_VIEWS
     shapes = args.shapes[:1] if args.quick else args.shapes
     options = {**(QUICK_OPTIONS if args.quick else FULL_OPTIONS), "num_threads": 2}

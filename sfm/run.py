@@ -75,7 +75,10 @@ def run_sfm(images_dir: str | Path, out_dir: str | Path, options: SfmOptions, ma
                               title=f"{report['images_registered']}/{report['images_total']} registered")
     Image.fromarray(picture).save(out_dir / "cameras.png")
     if gt_cameras:
-        report["evaluation"] = evaluate_poses(model_cameras(model), read_capture_cameras(gt_cameras))
+        try:
+            report["evaluation"] = evaluate_poses(model_cameras(model), read_capture_cameras(gt_cameras))
+        except ShapelabError as error:  # < 3 registered cameras or a degenerate model: no pose errors, still a report
+            report["evaluation"] = {"error": str(error)}
     report["status"] = "ok" if report["images_registered"] >= options.min_registered else "too_few_registered"
     finish(report, colmap, wall, cpu, load_before, out_dir)
     if report["status"] != "ok":
@@ -111,7 +114,9 @@ def summary_lines(report: dict) -> list[str]:
     timing = report["timing"]
     lines.append(f"seconds: {timing['seconds']:.1f} wall, {timing['cpu_seconds']:.1f} CPU "
                  f"({timing['seconds_per_image']:.2f} s / image; load {timing['load_before']:.1f})")
-    if "evaluation" in report:
+    if "evaluation" in report and "error" in report["evaluation"]:
+        lines.append(f"vs true cameras: not evaluated ({report['evaluation']['error']})")
+    elif "evaluation" in report:
         e = report["evaluation"]
         lines.append(f"vs true cameras: registered {e['registered_ratio']:.3f}, rotation error median "
                      f"{e['rot_err_deg_median']:.3f} deg, centre error median {e['center_err_rel_median']:.4f} "

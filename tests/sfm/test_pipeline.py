@@ -192,6 +192,24 @@ def test_too_few_registered_keeps_the_partial_model(tmp_path, capture):
     assert (tmp_path / "out" / "sparse" / "images.bin").is_file() and (tmp_path / "out" / "cameras.npz").is_file()
 
 
+def test_too_few_cameras_to_evaluate_still_write_the_report(tmp_path, capture, monkeypatch):
+    """With true cameras given, a model of 2 registered photos (seed 4 of bench/sfm_poses.py's quick capture) stopped
+    in the pose evaluation ("needs at least 3 registered cameras"): no report.json, and not the too-few message."""
+    from shapelab.sfm import run as sfm_run
+
+    real = sfm_run.evaluate_poses
+    monkeypatch.setattr(sfm_run, "evaluate_poses", lambda recovered, true: real(recovered.subset(recovered.names[:2]), true))
+    for name in ("000.png", "001.png", "002.png", "003.png"):
+        shutil.copy(capture / "images" / name, tmp_path / name)
+    with pytest.raises(ShapelabError, match=r"photos registered \(min_registered=5\)"):
+        run_sfm(tmp_path, tmp_path / "out", SfmOptions(**OPTIONS, min_registered=5), gt_cameras=capture / "cameras_true.npz",
+                progress=False)
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["status"] == "too_few_registered"
+    assert "at least 3 registered cameras" in report["evaluation"]["error"]
+    assert any("not evaluated" in line for line in sfm_run.summary_lines(report))
+
+
 def test_an_earlier_result_is_not_overwritten(tmp_path, capture):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "report.json").write_text("{}")

@@ -127,7 +127,7 @@ class DeepSDF(ShapeModel):
         latents = self.latents(batch["index"])
         pred_sdf = self.decoder(latents, batch["xyz"])
         terms = self.loss(pred_sdf, batch["sdf"], latents, epoch=self.current_epoch)
-        self.log_dict({f"train/{name}": value for name, value in terms.items()}, batch_size=len(latents))
+        self.log_training_terms(terms, batch_size=len(latents))
         return terms["loss"]
 
     def configure_optimizers(self):

@@ -68,8 +68,7 @@ class ImageToPoints(ShapeModel):
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         terms = self.supervision(self(batch["image"]), batch)
         batch_size = batch["image"].shape[0]
-        for name, value in terms.items():
-            self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=batch_size)
+        self.log_training_terms(terms, batch_size)
         return terms["loss"]
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:

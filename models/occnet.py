@@ -227,8 +227,7 @@ class OccupancyNetwork(ShapeModel):
         logits = self.decoder(batch["points"], z, c)
         terms = self.loss_fn(logits, batch["occ"], mean, logstd)
         batch_size = batch["points"].shape[0]
-        for name, value in terms.items():
-            self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=batch_size)
+        self.log_training_terms(terms, batch_size)
         return terms["loss"]
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:

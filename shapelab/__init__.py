@@ -10,3 +10,7 @@ from pathlib import Path as _Path
 _CHECKOUT = _Path(__file__).resolve().parent.parent
 if (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "models").is_dir():
     __path__.insert(1, str(_CHECKOUT))
+
+from shapelab.allocator import keep_freed_memory as _keep_freed_memory
+
+_keep_freed_memory()

@@ -184,9 +184,15 @@ class ShapeDataModule(pl.LightningDataModule):
         """``categories`` as synset ids (names resolved through the OccNet metadata.yaml); None = all."""
         return category_synsets(self.categories, self.format_dir("occnet") / "metadata.yaml")
 
+    def built_formats(self) -> list[str]:
+        """The built-in dataset's formats this data reads (``prepare_data`` builds only these): the DeepSDF and
+        OccNet files, which training and every evaluation read; subclasses add "renderings" when they read views."""
+        return ["deepsdf", "occnet"]
+
     def prepare_data(self) -> None:
         if self.build is not None:
-            ensure_synthetic_dataset(self.data_dir, name=self.dataset_name, **self.build)
+            ensure_synthetic_dataset(self.data_dir, name=self.dataset_name, **{"formats": self.built_formats(),
+                                                                              **self.build})
 
     def setup(self, stage: str | None = None) -> None:
         """Build (and validate) the datasets of the splits ``stage`` needs."""

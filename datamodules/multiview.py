@@ -178,5 +178,8 @@ class MultiViewDataModule(OccnetLayoutDataModule):
                         "white_threshold": white_threshold, "surface_points": surface_points, "gt_points": gt_points,
                         "eval_input_views": eval_input_views, "mask_resize": mask_resize}
 
+    def built_formats(self) -> list[str]:
+        return [*super().built_formats(), "renderings"]
+
     def dataset_options(self, train: bool) -> dict:
         return self.options

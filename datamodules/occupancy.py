@@ -138,6 +138,10 @@ class OccupancyDataModule(OccnetLayoutDataModule):
         if not 0.0 <= input_outliers <= 1.0:
             raise ShapelabError(f"data.input_outliers={input_outliers} must be a share in [0, 1]")
 
+    def built_formats(self) -> list[str]:
+        """Image inputs are the rendered views."""
+        return super().built_formats() + (["renderings"] if self.input_type == "image" else [])
+
     def dataset_options(self, train: bool) -> dict:
         return {**self.options, "num_points": self.train_points if train else self.eval_points}
 

@@ -134,6 +134,10 @@ class SdfDataModule(ShapeDataModule):
             self._shapes[split_key] = shapes
         return self._shapes[split_key]
 
+    def built_formats(self) -> list[str]:
+        """Shape completion observes the test shapes through rendered depth views."""
+        return super().built_formats() + (["renderings"] if self.completion is not None else [])
+
     def observation(self, split_key: str) -> dict:
         """How the split's shapes are observed: {} for the SdfSamples, the depth view settings for completion."""
         if self.completion is None or split_key != "test":

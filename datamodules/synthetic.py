@@ -29,6 +29,7 @@ from shapelab.datamodules.formats.validation import atomic_write
 from shapelab.datamodules.preprocessing import (
     ADDED_OPTIONS,
     BUILTIN_OPTIONS,
+    FORMATS,
     PreprocessOptions,
     preprocess_dataset,
 )
@@ -348,10 +349,16 @@ def ensure_synthetic_dataset(
     When that marker exists with the same parameters nothing is done; with different parameters a
     ShapelabError asks for another ``name`` (existing data is never overwritten). An interrupted build
     resumes where it stopped.
+
+    ``formats`` (``preprocess_options``; default every one) are the formats the caller reads: the datamodules
+    ask only for theirs (``ShapeDataModule.built_formats``), so a DeepSDF run does not wait for the 24 renderings
+    per shape. A format asked for later is added to the finished set (the marker lists what is built).
     """
     root = Path(data_dir) / name
     synsets = resolve_categories(categories)
     options = {**BUILTIN_OPTIONS, **preprocess_options}
+    asked = options.pop("formats")
+    wanted = [name for name in FORMATS if name in asked]
     params = {
         "categories": synsets,
         "shapes_per_category": int(shapes_per_category),
@@ -359,16 +366,19 @@ def ensure_synthetic_dataset(
         "seed": int(seed),
         "preprocess": options,
     }
-    marker = root / COMPLETE_MARKER
+    marker, built_formats = root / COMPLETE_MARKER, []
     if marker.is_file():
         built = json.loads(marker.read_text())
         built["preprocess"] = {**ADDED_OPTIONS, **built.get("preprocess", {})}  # built before those options
-        if built == params:
+        built_formats = built["preprocess"].pop("formats")
+        if built != params:
+            raise ShapelabError(
+                f"{marker}: the dataset at {root} was built with other parameters ({built}); "
+                f"pick another dataset name (data.dataset_name=...) or delete {root} to rebuild"
+            )
+        if set(wanted) <= set(built_formats):
             return root
-        raise ShapelabError(
-            f"{marker}: the dataset at {root} was built with other parameters ({built}); "
-            f"pick another dataset name (data.dataset_name=...) or delete {root} to rebuild"
-        )
+    missing = [name for name in wanted if name not in built_formats]
     if sum(params["splits"]) != shapes_per_category:
         raise ShapelabError(
             f"data.build.splits: {list(splits)} must add up to shapes_per_category={shapes_per_category}; fix the config"
@@ -382,13 +392,15 @@ def ensure_synthetic_dataset(
         seed=seed,
         workers=workers,
         category_names={**CATEGORIES, **OPTIONAL_CATEGORIES},
+        formats=missing,
         **options,
     )
-    log.info("built-in dataset %s: %s", root, summary)
+    log.info("built-in dataset %s (%s): %s", root, ", ".join(missing), summary)
     if summary.failed:
         raise ShapelabError(
             f"{root}: {len(summary.failed)} built-in shapes failed to preprocess ({summary.failed[0]})"
         )
+    params["preprocess"]["formats"] = [name for name in FORMATS if name in built_formats or name in missing]
     atomic_write(marker, lambda tmp: tmp.write_text(json.dumps(params, indent=2) + "\n"))
     return root
 

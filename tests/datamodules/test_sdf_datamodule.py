@@ -168,7 +168,7 @@ def test_prepare_data_builds_only_when_asked(deepsdf_data, monkeypatch):
     assert calls == []
     make(deepsdf_data, build={"shapes_per_category": 6, "splits": [4, 1, 1]}).prepare_data()
     build = {**compose_group("data/synthetic").build, "shapes_per_category": 6, "splits": [4, 1, 1]}  # merged
-    assert calls == [(deepsdf_data, {"name": "tiny", **build})]
+    assert calls == [(deepsdf_data, {"name": "tiny", "formats": ["deepsdf", "occnet"], **build})]
 
 
 def test_configs_instantiate_the_sdf_datamodule(compose_cfg, deepsdf_data, tmp_path):

@@ -100,3 +100,35 @@ def test_bad_synthetic_parameters_raise_clear_errors(tmp_path):
     with pytest.raises(ShapelabError, match="must add up to"):
         synthetic.ensure_synthetic_dataset(tmp_path, shapes_per_category=10, splits=(16, 4, 4))
     assert not (tmp_path / "synthetic").exists()
+
+
+def test_only_the_formats_asked_for_are_built_and_later_ones_are_added(tmp_path):
+    kwargs = {"categories": ["car"], "shapes_per_category": 2, "splits": (1, 0, 1), "workers": 1, **TINY}
+    root = synthetic.ensure_synthetic_dataset(tmp_path, name="tiny", formats=["deepsdf", "occnet"], **kwargs)
+    marker = root / synthetic.COMPLETE_MARKER
+    shape = root / "occnet" / "02958343" / synthetic.model_id("02958343", 0, 0)
+    assert (shape / "points.npz").is_file() and not (shape / "img_choy2016").exists()
+    assert json.loads(marker.read_text())["preprocess"]["formats"] == ["deepsdf", "occnet"]
+    points = (shape / "points.npz").read_bytes()
+
+    stamp = marker.stat().st_mtime_ns
+    synthetic.ensure_synthetic_dataset(tmp_path, name="tiny", formats=["occnet"], **kwargs)
+    assert marker.stat().st_mtime_ns == stamp  # a subset of what is built: nothing to do
+
+    synthetic.ensure_synthetic_dataset(tmp_path, name="tiny", formats=["occnet", "renderings"], **kwargs)
+    assert len(occnet.read_cameras(shape / "img_choy2016" / "cameras.npz")) == TINY["views"]
+    assert (shape / "points.npz").read_bytes() == points  # the built formats are kept, not redone
+    assert json.loads(marker.read_text())["preprocess"]["formats"] == ["deepsdf", "occnet", "renderings"]
+
+
+def test_each_datamodule_asks_for_the_formats_it_reads(compose_cfg):
+    import hydra.utils
+
+    def formats(*overrides):
+        return hydra.utils.instantiate(compose_cfg("train", list(overrides)).data).built_formats()
+
+    assert formats() == ["deepsdf", "occnet"]  # the default DeepSDF job: no renderings
+    assert formats("data=synthetic_completion") == ["deepsdf", "occnet", "renderings"]
+    assert formats("experiment=occnet_svr") == ["deepsdf", "occnet", "renderings"]
+    assert formats("experiment=occnet_pointcloud") == ["deepsdf", "occnet"]
+    assert formats("experiment=capnet") == ["deepsdf", "occnet", "renderings"]

@@ -1,20 +1,21 @@
-"""Nearest-neighbour matches between two point sets through a KD-tree (scipy cKDTree, all cores).
+"""Nearest-neighbour matches between two point sets through a KD-tree (pykdtree, OpenMP over all cores).
 
-A 100k x 100k query takes ~0.1-0.2 s instead of the O(N·M) distance matrix (bench/nearest_neighbours.py).
+A 100k x 100k query takes ~0.08 s on 2 cores (scipy's cKDTree with ``workers=-1``: ~0.17 s, the same distances
+and indices) instead of the O(N·M) distance matrix (bench/nearest_neighbours.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import cKDTree
+from pykdtree.kdtree import KDTree
 
 
 def nearest_neighbours(query: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each query point (N,3), the Euclidean distance (N,) to and index (N,) of its nearest reference point (M,3)."""
-    tree = cKDTree(np.asarray(reference, dtype=np.float64))
-    distances, indices = tree.query(np.asarray(query, dtype=np.float64), k=1, workers=-1)
-    return distances, indices
+    tree = KDTree(np.ascontiguousarray(reference, dtype=np.float64))
+    distances, indices = tree.query(np.ascontiguousarray(query, dtype=np.float64), k=1)
+    return distances, indices.astype(np.int64)
 
 
 @dataclass

@@ -155,10 +155,10 @@ def test_category_swap_changes_only_the_category(experiment, compose_cfg):
 
 
 def test_epoch_recipes_live_with_their_models(compose_cfg):
-    """The DeepSDF CPU recipe (350 epochs, validation every 175) comes with model=deepsdf, not with the generic
+    """The DeepSDF CPU recipe (350 epochs, validation at the end) comes with model=deepsdf, not with the generic
     trainer config, so another model does not inherit it silently."""
     default = compose_cfg("train").trainer
-    assert (default.max_epochs, default.check_val_every_n_epoch) == (350, 175)
+    assert (default.max_epochs, default.check_val_every_n_epoch) == (350, 350)
     assert "max_epochs" not in compose_cfg("train", ["model=image_to_points", "data=synthetic_views",
                                                      "loss=chamfer3d"]).trainer
     assert compose_cfg("train", ["trainer=smoke"]).trainer.max_epochs == 1
@@ -167,8 +167,8 @@ def test_epoch_recipes_live_with_their_models(compose_cfg):
 def test_main_job_recipe(compose_cfg):
     """The default `python train.py` recipe measured in bench/RESULTS.md main_job_budget (2026-12-01): 4 x 128
     decoder (skip at 2), latent 64, 4 scenes x 1024 samples, lr 2e-3 / 4e-3 halved at epoch 262 of 350, code
-    warm-up 100, test-time fit 200 x 2048 from the best training code, 64^3 extraction, meshes at both
-    validations. A changed value needs a new measurement there."""
+    warm-up 100, test-time fit 200 x 2048 from the best training code, 64^3 extraction, meshes at the
+    one validation. A changed value needs a new measurement there."""
     cfg = compose_cfg("train")
     model = cfg.model
     assert (model.decoder.num_layers, model.decoder.hidden_dim, model.decoder.latent_size) == (4, 128, 64)
@@ -178,7 +178,7 @@ def test_main_job_recipe(compose_cfg):
     assert schedules == [(2e-3, 262, 0.5), (4e-3, 262, 0.5)]
     assert (cfg.loss.clamp, cfg.loss.latent_reg_warmup_epochs) == (0.1, 100)
     assert (model.reconstruction.num_iterations, model.reconstruction.num_samples) == (200, 2048)
-    assert (model.extract_mesh.resolution, model.mesh_every_n_epochs) == (64, 175)
+    assert (model.extract_mesh.resolution, model.mesh_every_n_epochs) == (64, 350)
     assert model.reconstruction_start == "best_training_code"
 
 

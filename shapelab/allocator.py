@@ -3,8 +3,8 @@
 Every training or fitting step allocates and frees the same few activation tensors of several MB. glibc's
 malloc hands such blocks back to the kernel when they are freed (``mmap``/``munmap`` above its threshold,
 heap trimming below it), so each step takes them anew and pays one page fault per 4 KiB touched: the default
-DeepSDF step on this project's 2-core machine spent ~1,500 page faults and a fifth of its time there, a
-test-time latent fit step ~14,000 (bench/RESULTS.md "main_job_budget"). Raising both thresholds keeps the freed
+DeepSDF step on this project's 2-core machine took ~1,500 page faults (~7 ms of system time in a ~40 ms step), a
+test-time latent fit step up to ~15,000 (bench/RESULTS.md "main_job_budget"). Raising both thresholds keeps the freed
 blocks for reuse. The cost: memory freed below the process's peak is not returned to the system (at most
 ``TRIM_THRESHOLD`` beyond what is in use).
 
@@ -31,4 +31,6 @@ def keep_freed_memory() -> bool:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
+    # the trim threshold only after the mmap one: set alone it turns off glibc's adaptive mmap threshold and every
+    # large block is mapped anew (measured: more faults than the defaults)
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
